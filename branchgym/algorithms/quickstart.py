@@ -4,7 +4,10 @@ On a 2-core CPU in about 15 minutes (one seed), per seed:
 
 1. build the tiny model (:func:`branchgym.agents.tiny.build`: random init, local tokenizer);
 2. warm-start it with supervised fine-tuning on ``OracleAgent`` episodes of the lookup task
-   (:mod:`branchgym.algorithms.quickstart_task`; loss on action tokens only, tool results masked);
+   (:mod:`branchgym.algorithms.quickstart_task`; loss on action tokens only, tool results masked),
+   stopped at the first validation check whose accuracy reaches ``sft_target_accuracy``: the
+   tiny model learns to copy in a sudden jump whose timing varies with the seed, so a fixed
+   step count leaves some seeds near 0.35 and others near 1.0, with nothing left for RL;
 3. train the SFT model further with GRPO (flat rollouts) and, separately, with AEPO (tree
    rollouts that clone the env at high-entropy tool-call steps);
 4. evaluate SFT, GRPO and AEPO on the held-out test split (keys never seen in training);
@@ -42,10 +45,16 @@ class QuickstartConfig:
     hidden: int = 128
     layers: int = 2
     vocab_size: int = 1024
-    sft_steps: int = 400
-    """few enough that the SFT policy is still imperfect (~45 % held-out, T = 1): RL has room."""
+    sft_steps: int = 600
+    """upper bound on SFT steps (early stopping on ``sft_target_accuracy`` usually ends it sooner)."""
     sft_batch_size: int = 32
     sft_lr: float = 3e-3
+    sft_target_accuracy: float = 0.4
+    """SFT stops once validation accuracy (T = 1) reaches this: an imperfect start RL can improve,
+    at the same level for every seed. Set above 1 to always run ``sft_steps``."""
+    sft_eval_every: int = 20
+    sft_eval_samples: int = 2
+    """samples per validation task at each SFT check (64 tasks)."""
     rl_steps: int = 30
     rl_lr: float = 2e-4
     prompts_per_step: int = 8
@@ -69,6 +78,8 @@ class QuickstartConfig:
             raise ConfigError(f"seeds={self.seeds!r} must be ≥ 1 (the learning claim uses 3).")
         if self.minutes_budget <= 0:
             raise ConfigError(f"minutes_budget={self.minutes_budget!r} must be > 0.")
+        if self.sft_eval_every < 1:
+            raise ConfigError(f"sft_eval_every={self.sft_eval_every!r} must be ≥ 1 (SFT steps between checks).")
         if not 1 <= self.aepo_initial <= self.group_size:
             raise ConfigError(f"aepo_initial={self.aepo_initial!r} must be in [1, group_size={self.group_size}].")
 
@@ -82,25 +93,28 @@ class QuickstartConfig:
     @classmethod
     def quick(cls) -> QuickstartConfig:
         """A minute-sized run for CI: the whole pipeline, too short to learn much."""
-        return cls(hidden=64, sft_steps=20, sft_batch_size=8, rl_steps=2, prompts_per_step=2, group_size=4,
+        return cls(hidden=64, sft_steps=20, sft_batch_size=8, sft_eval_every=10, sft_eval_samples=1, rl_steps=2, prompts_per_step=2, group_size=4,
                    aepo_initial=2, eval_tasks=6, eval_samples=1, minutes_budget=5.0)
 
 
-def evaluate_policy(model_dir: str | Path, *, split: str = "test", tasks: int = 100, samples: int = 4,
-                    max_new_tokens: int = 32, max_response_tokens: int = 128, seed: int = 0) -> dict[str, float]:
-    """Accuracy on ``split``: mean reward at T = 1 over ``samples`` per task, and greedy."""
+def evaluate_policy(model: str | Path | Any, *, split: str = "test", tasks: int = 100, samples: int = 4,
+                    max_new_tokens: int = 32, max_response_tokens: int = 128, seed: int = 0,
+                    greedy: bool = True) -> dict[str, float]:
+    """Accuracy on ``split``: mean reward at T = 1 over ``samples`` per task, and greedy.
+
+    ``model`` is a model directory or a loaded :class:`~branchgym.agents.hf.HFPolicy`.
+    """
     from branchgym.agents.hf import HFPolicy
     from branchgym.agents.policy import SamplingParams
-    from branchgym.algorithms.quickstart_task import make_lookup_env
+    from branchgym.algorithms.quickstart_task import lookup_tasks, make_lookup_env
     from branchgym.algorithms.rollout import flat_rollout
 
-    policy = HFPolicy(model_dir, device="cpu", seed=seed)
-    env = make_lookup_env(split)
-    ids = [t.id for t in env.unwrapped.tasks][:tasks]
-    env.close()
+    policy = model if isinstance(model, HFPolicy) else HFPolicy(model, device="cpu", seed=seed)
+    ids = [t.id for t in lookup_tasks(split)][:tasks]
     make = lambda: make_lookup_env(split)  # noqa: E731
     out = {}
-    for name, temp, n in (("sampled", 1.0, samples), ("greedy", 0.0, 1)):
+    modes = (("sampled", 1.0, samples), ("greedy", 0.0, 1)) if greedy else (("sampled", 1.0, samples),)
+    for name, temp, n in modes:
         params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temp)
         batch = flat_rollout(make, policy, ids, params, group_size=n, max_response_tokens=max_response_tokens,
                              call_limit=2)
@@ -144,13 +158,26 @@ def _sft(base: Path, out: Path, cfg: QuickstartConfig, seed: int) -> dict[str, A
     policy = HFPolicy(base, device="cpu", seed=seed)
     examples = oracle_examples(lambda: make_lookup_env("train"), policy.tokenizer,
                                [t.id for t in lookup_tasks("train")])
+    checks: list[dict[str, float]] = []
+
+    def check(step: int, loss: float) -> bool:
+        if (step + 1) % cfg.sft_eval_every:
+            return False
+        acc = evaluate_policy(policy, split="validation", samples=cfg.sft_eval_samples, seed=seed, greedy=False,
+                              max_new_tokens=cfg.max_new_tokens, max_response_tokens=cfg.max_response_tokens)
+        checks.append({"step": step + 1, "loss": loss, "validation_accuracy": acc["sampled_accuracy"]})
+        return acc["sampled_accuracy"] >= cfg.sft_target_accuracy
+
     t0 = time.perf_counter()
     losses = sft_train(policy.model, examples, SFTConfig(steps=cfg.sft_steps, batch_size=cfg.sft_batch_size,
-                                                         lr=cfg.sft_lr, seed=seed), pad_id=policy.pad_token_id)
+                                                         lr=cfg.sft_lr, seed=seed), pad_id=policy.pad_token_id,
+                       on_step=check)
     policy.model.save_pretrained(out)
     policy.tokenizer.save_pretrained(out)
-    return {"examples": len(examples), "loss_first": losses[0] if losses else None,
-            "loss_last": losses[-1] if losses else None, "seconds": time.perf_counter() - t0, "losses": losses}
+    return {"examples": len(examples), "steps": len(losses), "loss_first": losses[0] if losses else None,
+            "loss_last": losses[-1] if losses else None, "seconds": time.perf_counter() - t0, "losses": losses,
+            "checks": checks,
+            "stopped_early": bool(checks) and checks[-1]["validation_accuracy"] >= cfg.sft_target_accuracy}
 
 
 def run_quickstart(cfg: QuickstartConfig) -> Path:

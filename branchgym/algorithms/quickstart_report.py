@@ -23,7 +23,8 @@ def learning_verdict(results: dict[str, Any], metric: str = "sampled_accuracy") 
     for rl in ("grpo", "aepo"):
         spread = max(max(scores[rl]) - min(scores[rl]), max(scores["sft"]) - min(scores["sft"]))
         gain = mean[rl] - mean["sft"]
-        out[rl] = {"mean": mean[rl], "gain_over_sft": gain, "spread": spread,
+        paired = [a - b for a, b in zip(scores[rl], scores["sft"])]
+        out[rl] = {"mean": mean[rl], "gain_over_sft": gain, "spread": spread, "per_seed_gain": paired,
                    "holds": gain > spread and len(seeds) > 1}
     out["sft"] = {"mean": mean["sft"]}
     return out
@@ -72,7 +73,8 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
             if p != "sft":
                 steps = r[p]["steps"]
             else:
-                steps = "SFT (shared)" if results["config"].get("sft_model") else f"SFT {results['config']['sft_steps']}"
+                n = r["sft"].get("steps", results["config"]["sft_steps"])
+                steps = "SFT (shared)" if results["config"].get("sft_model") else f"SFT {n}"
             secs = r[p]["seconds"]
             lines.append(f"| {s} | {p} | {ev['sampled_accuracy']:.3f} | {ev['greedy_accuracy']:.3f} | "
                          f"{ev['sampled_tool_calls']:.2f} | {steps} | {secs:.0f} |")
@@ -84,7 +86,14 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
             verdict = ("holds" if x["holds"] else
                        ("needs ≥2 seeds" if v["n_seeds"] < 2 else "does NOT hold"))
             lines.append(f"- {rl}: mean {x['mean']:.3f}, gain over SFT {x['gain_over_sft']:+.3f}, "
-                         f"spread over seeds {x['spread']:.3f} → RL > SFT by more than the spread: {verdict}")
+                         f"spread over seeds {x['spread']:.3f} → RL > SFT by more than the spread: {verdict} "
+                         f"(per-seed gains {', '.join(f'{g:+.3f}' for g in x['per_seed_gain'])})")
+    stops = [(s, r["sft"]) for s, r in seeds.items() if r["sft"].get("checks")]
+    if stops:
+        lines += ["", f"SFT stops at the first validation check with accuracy ≥ "
+                      f"{results['config']['sft_target_accuracy']} (T = 1, 64 validation tasks):"]
+        lines += [f"- seed {s}: step {x['steps']}, validation accuracy {x['checks'][-1]['validation_accuracy']:.3f}"
+                  + ("" if x.get("stopped_early") else " (target not reached: ran all steps)") for s, x in stops]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     lines += ["", "Training metrics per run: `seed*/grpo/metrics.jsonl`, `seed*/aepo/metrics.jsonl` "
               "(TensorBoard: `seed*/*/tb`); keys are defined in docs/metrics.md.", ""]

@@ -29,21 +29,26 @@ SYSTEM_PROMPT = (
     "<answer>\\boxed{code}</answer>."
 )
 
-LOOKUP_SPLITS: dict[str, int] = {"train": 700, "test": 100, "smoke": 10}
-"""Tasks per split; keys are disjoint across splits."""
+LOOKUP_SPLITS: dict[str, int] = {"train": 700, "test": 100, "smoke": 10, "validation": 64}
+"""Tasks per split; keys are disjoint across splits. ``validation`` (drawn last, from its own
+RNG, so adding it left the other splits unchanged) decides when the quickstart's SFT stops."""
 
 
 @lru_cache(maxsize=8)
 def _items(seed: int) -> dict[str, list[tuple[int, int]]]:
     rng = random.Random(f"lookup-{seed}")
-    total = sum(LOOKUP_SPLITS.values())
-    keys = rng.sample(range(100, 1000), total)
+    first = {s: n for s, n in LOOKUP_SPLITS.items() if s != "validation"}
+    keys = rng.sample(range(100, 1000), sum(first.values()))
     codes = [rng.randrange(100, 1000) for _ in keys]
     out: dict[str, list[tuple[int, int]]] = {}
     i = 0
-    for split, n in LOOKUP_SPLITS.items():
+    for split, n in first.items():
         out[split] = list(zip(keys[i : i + n], codes[i : i + n]))
         i += n
+    vrng = random.Random(f"lookup-{seed}-validation")
+    free = sorted(set(range(100, 1000)) - set(keys))
+    vkeys = vrng.sample(free, LOOKUP_SPLITS["validation"])
+    out["validation"] = [(k, vrng.randrange(100, 1000)) for k in vkeys]
     return out
 
 

@@ -120,9 +120,13 @@ def sft_loss(model: Any, batch: Sequence[SFTExample], pad_id: int) -> Any:
 
 def sft_train(
     model: Any, examples: Sequence[SFTExample], config: SFTConfig, *, pad_id: int,
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, float], bool | None] | None = None,
 ) -> list[float]:
-    """Fine-tune ``model`` in place on ``examples``; returns the loss per step."""
+    """Fine-tune ``model`` in place on ``examples``; returns the loss per step.
+
+    ``on_step(step, loss)`` runs after each optimizer step; returning ``True`` stops training
+    there (early stopping on a validation score, say).
+    """
     import torch
 
     if not examples:
@@ -145,7 +149,7 @@ def sft_train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         opt.step()
         losses.append(float(loss.detach()))
-        if on_step is not None:
-            on_step(step, losses[-1])
+        if on_step is not None and on_step(step, losses[-1]):
+            break
     model.eval()
     return losses

@@ -72,7 +72,12 @@ class TrainConfig:
     overlong_buffer_frac: float | None = None
     """DAPO overlong shaping with L_max = max_response_tokens, L_buf = frac·L_max (DAPO: 4096/20480 = 0.2)."""
     dynamic_sampling: bool = False
-    """DAPO: drop groups whose rewards are all equal before the update."""
+    """DAPO: drop groups whose rewards are all equal and roll out more prompts until
+    ``prompts_per_step`` groups with a reward spread are collected (or ``max_gen_batches``)."""
+    max_gen_batches: int = 4
+    """DAPO dynamic sampling: at most this many rollout batches of ``prompts_per_step`` prompts
+    per step (verl's ``max_num_gen_batches``); if they are spent the step trains on the groups
+    it has (verl raises instead) and logs ``train/gen_batches``."""
     ref_model: bool = False
     """keep a frozen copy of the initial model for ref_logp (needed when loss_params.kl_coef > 0)."""
     lr: float = 1e-6
@@ -106,7 +111,8 @@ class TrainConfig:
         if isinstance(self.branching, Mapping):
             object.__setattr__(self, "branching", BranchConfig(**self.branching))
         for name in ("steps", "prompts_per_step", "group_size", "max_new_tokens", "max_response_tokens",
-                     "ppo_epochs", "mini_batches", "micro_batch_size", "checkpoint_every", "keep_checkpoints"):
+                     "ppo_epochs", "mini_batches", "micro_batch_size", "checkpoint_every", "keep_checkpoints",
+                     "max_gen_batches"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"TrainConfig.{name}={v!r} must be an int ≥ 1.")

@@ -248,26 +248,63 @@ class Trainer:
             ent[s : s + len(idx), : en.shape[1]] = en
         return logp, ent
 
+    def _pick_prompts(self, used: set[str]) -> list[str]:
+        """``prompts_per_step`` distinct task ids, avoiding ``used`` while enough others remain."""
+        pool = [t for t in self.task_ids if t not in used]
+        if len(pool) < self.cfg.prompts_per_step:
+            pool = self.task_ids
+        picks = self.sampler.choice(len(pool), size=self.cfg.prompts_per_step, replace=False)
+        return [pool[int(i)] for i in picks]
+
+    def _dynamic_sampling(self, batch: Any, rewards: list[float]) -> tuple[Any, list[float], list[int], int]:
+        """DAPO's dynamic sampling (ALGORITHMS.md §1(b)): keep groups whose rewards differ and
+        roll out fresh prompts until ``prompts_per_step`` such groups are in hand or
+        ``max_gen_batches`` batches were generated; surplus groups beyond the train batch are
+        dropped, as verl's DAPO recipe truncates to the train batch size.
+
+        Returns the merged batch, its shaped rewards, the rows to train on and the batch count.
+        """
+        from branchgym.algorithms.dapo import dynamic_sampling_keep
+        from branchgym.algorithms.rollout.batch import concat_batches
+
+        cfg = self.cfg
+        batches, all_rewards, n = [batch], list(rewards), 1
+
+        def kept_groups() -> list[int]:
+            merged_groups = concat_batches(batches).group_ids
+            keep = dynamic_sampling_keep(np.asarray(all_rewards), np.asarray(merged_groups))
+            return list(dict.fromkeys(g for g, k in zip(merged_groups, keep) if k))
+
+        while len(kept_groups()) < cfg.prompts_per_step and n < cfg.max_gen_batches:
+            used = {t for b in batches for t in b.task_ids}
+            extra = self._rollout(self._pick_prompts(used))
+            batches.append(extra)
+            all_rewards += self._shaped_rewards(extra)
+            n += 1
+        merged = concat_batches(batches)
+        chosen = set(kept_groups()[: cfg.prompts_per_step])
+        rows = [i for i, g in enumerate(merged.group_ids) if g in chosen]
+        return merged, all_rewards, rows, n
+
     def train_step(self) -> dict[str, float]:
         """Roll out, compute advantages and update; returns the step's metrics."""
-        from branchgym.algorithms.dapo import dynamic_sampling_keep
         from branchgym.algorithms.inputs import AdvantageInputs, LossInputs
         from branchgym.algorithms.registry import ADVANTAGES, POLICY_LOSSES
         from branchgym.algorithms.rollout.tensors import to_tensors
 
         cfg = self.cfg
         t_step = time.perf_counter()
-        picks = self.sampler.choice(len(self.task_ids), size=cfg.prompts_per_step, replace=False)
-        task_ids = [self.task_ids[int(i)] for i in picks]
-        batch = self._rollout(task_ids)
-        metrics = batch.metrics()
+        batch = self._rollout(self._pick_prompts(set()))
         rewards = self._shaped_rewards(batch)
-        tt = to_tensors(batch, self.policy.pad_token_id, rewards)
         rows = list(range(len(batch)))
+        gen_batches = 1
         if cfg.dynamic_sampling:
-            keep = dynamic_sampling_keep(np.asarray(rewards), np.asarray(batch.group_ids))
-            rows = [i for i in rows if keep[i]]
+            batch, rewards, rows, gen_batches = self._dynamic_sampling(batch, rewards)
+        metrics = batch.metrics()
+        tt = to_tensors(batch, self.policy.pad_token_id, rewards)
         metrics["train/kept_rows"] = float(len(rows))
+        metrics["train/kept_groups"] = float(len({batch.group_ids[i] for i in rows}))
+        metrics["train/gen_batches"] = float(gen_batches)
         t_update = time.perf_counter()
         if rows:
             metrics.update(self._update(tt.rows(rows) if len(rows) < len(batch) else tt,
@@ -275,7 +312,11 @@ class Trainer:
             if self.rollout_policy is not self.policy:
                 self.rollout_policy.load_weights(self.policy.state_dict())
         else:
-            self.sched.step()  # keep the schedule aligned with the step count
+            import warnings
+
+            with warnings.catch_warnings():  # no optimizer step this time, on purpose
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                self.sched.step()  # keep the schedule aligned with the step count
         now = time.perf_counter()
         total = now - t_step
         metrics["time/update_s"] = now - t_update

@@ -86,3 +86,45 @@ def test_cli_print_config_and_error_exit(capsys, tmp_path) -> None:
     assert "n: 8" in capsys.readouterr().out
     assert main(["train", "--algo", "grpo", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_dapo_dynamic_sampling_refills_until_the_batch_has_informative_groups(tiny, tmp_path) -> None:
+    """Real rollouts; the rewards are scripted so the refill path is deterministic: batch 1 has
+    no group with a reward spread, batch 2 one, batch 3 two → 3 batches, 2 groups trained on."""
+    cfg = preset("dapo", model=str(tiny), out=str(tmp_path / "dapo"),
+                 **{**SMALL, "steps": 1, "dynamic_sampling": True, "max_gen_batches": 3, "overlong_buffer_frac": None})
+    scripted = iter([[1.0] * 4 + [0.0] * 4, [1.0, 0.0, 0.0, 0.0] + [0.0] * 4, [0.5, 0.0, 0.0, 0.0] + [1.0, 1, 0, 1]])
+    trainer = Trainer(cfg)
+    seen: list[list[str]] = []
+    real_rollout = trainer._rollout
+
+    def rollout(task_ids):
+        seen.append(list(task_ids))
+        return real_rollout(task_ids)
+
+    trainer._rollout = rollout
+    trainer._shaped_rewards = lambda batch: next(scripted)
+    try:
+        m = trainer.train_step()
+    finally:
+        trainer.close()
+    assert m["train/gen_batches"] == 3.0 and len(seen) == 3
+    assert m["train/kept_groups"] == 2.0 and m["train/kept_rows"] == 8.0  # 2 of the 3 informative groups
+    assert m["rollout/trajectories"] == 24.0  # every generated row is counted as rollout work
+    assert len({t for ids in seen for t in ids}) == 6  # refills draw prompts not used this step
+
+
+def test_dapo_dynamic_sampling_gives_up_after_max_gen_batches(tiny, tmp_path) -> None:
+    cfg = preset("dapo", model=str(tiny), out=str(tmp_path / "dapo"),
+                 **{**SMALL, "steps": 1, "dynamic_sampling": True, "max_gen_batches": 2})
+    trainer = Trainer(cfg)
+    trainer._shaped_rewards = lambda batch: [0.0] * len(batch)  # every group all-wrong
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    try:
+        m = trainer.train_step()
+    finally:
+        trainer.close()
+    assert m["train/gen_batches"] == 2.0 and m["train/kept_groups"] == 0.0
+    assert all(before[k].equal(v) for k, v in trainer.model.state_dict().items())  # no update without signal
+    with pytest.raises(ConfigError, match="max_gen_batches"):
+        preset("dapo", max_gen_batches=0)

@@ -14,7 +14,7 @@ from typing import Any
 
 from branchgym.agents.trajectory import Trajectory
 
-__all__ = ["RolloutBatch"]
+__all__ = ["RolloutBatch", "concat_batches"]
 
 
 @dataclass
@@ -79,3 +79,29 @@ class RolloutBatch:
             out[f"time/rollout_{phase}_s"] = s
         out.update({k: float(v) for k, v in self.tree_stats.items()})
         return out
+
+
+def concat_batches(batches: list[RolloutBatch]) -> RolloutBatch:
+    """One batch holding every row of ``batches`` in order (DAPO's refill rounds).
+
+    Group ids are shifted so groups of different batches never share an id; parent rows are
+    shifted by the rows before them; seconds, counts and tree counts are summed.
+    """
+    if not batches:
+        raise ValueError("concat_batches needs at least one batch")
+    if len(batches) == 1:
+        return batches[0]
+    out = RolloutBatch([], [], [], [], [], kind=batches[0].kind, extra=dict(batches[0].extra))
+    group_base = 0
+    for b in batches:
+        rows = len(out)
+        out.trajectories += b.trajectories
+        out.group_ids += [g + group_base for g in b.group_ids]
+        out.task_ids += b.task_ids
+        out.parent_rows += [p + rows if p >= 0 else p for p in b.parent_rows]
+        out.branch_points += b.branch_points
+        group_base = max(out.group_ids, default=-1) + 1
+        for mine, theirs in ((out.seconds, b.seconds), (out.counts, b.counts), (out.tree_stats, b.tree_stats)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+    return out

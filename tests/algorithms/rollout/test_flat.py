@@ -85,3 +85,26 @@ def test_tensor_rows_repoint_parents() -> None:
     assert sub.input_ids.shape == (2, 7)
     orphan = tt.rows([1])
     assert orphan.parent_ids.tolist() == [-1] and orphan.branch_points.tolist() == [0]
+
+
+def test_concat_batches_keeps_groups_and_parents_apart() -> None:
+    from branchgym.agents.trajectory import Trajectory
+    from branchgym.algorithms.rollout.batch import RolloutBatch, concat_batches
+
+    def traj(n: int) -> Trajectory:
+        return Trajectory(prompt_ids=[1], response_ids=[3] * n, loss_mask=[1] * n, logprobs=[0.0] * n,
+                          entropies=[0.0] * n)
+
+    a = RolloutBatch([traj(1), traj(2)], group_ids=[0, 0], task_ids=["a", "a"], parent_rows=[-1, 0],
+                     branch_points=[0, 1], kind="tree", seconds={"generation": 1.0}, counts={"tool_calls": 2})
+    b = RolloutBatch([traj(3), traj(4), traj(5)], group_ids=[0, 1, 1], task_ids=["b", "c", "c"],
+                     parent_rows=[-1, -1, 1], branch_points=[0, 0, 2], kind="tree",
+                     seconds={"generation": 0.5, "tools": 0.25}, counts={"tool_calls": 3})
+    m = concat_batches([a, b])
+    assert m.group_ids == [0, 0, 1, 2, 2] and m.task_ids == ["a", "a", "b", "c", "c"]
+    assert m.parent_rows == [-1, 0, -1, -1, 3] and m.branch_points == [0, 1, 0, 0, 2]
+    assert m.seconds == {"generation": 1.5, "tools": 0.25} and m.tool_calls == 5
+    assert [len(t.response_ids) for t in m.trajectories] == [1, 2, 3, 4, 5]
+    assert concat_batches([a]) is a
+    with pytest.raises(ValueError, match="at least one"):
+        concat_batches([])
