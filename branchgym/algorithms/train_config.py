@@ -94,6 +94,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     rollout_backend: Literal["hf", "vllm"] = "hf"
     """generate with the trained HF model, or a vLLM engine whose weights are synced after each update."""
+    vllm_kwargs: dict[str, Any] = field(default_factory=dict)
+    """extra ``VLLMPolicy`` arguments (``max_model_len``, ``enforce_eager``, ``kv_cache_gib``, ...);
+    the engine's dtype follows the trained model's so the PPO ratio compares like with like."""
     device: str = "cpu"
     threads: int | None = None
     """torch intra-op threads (None: torch's default)."""

@@ -127,7 +127,8 @@ class Trainer:
         if cfg.rollout_backend == "vllm":
             from branchgym.agents.vllm import VLLMPolicy
 
-            self.rollout_policy = VLLMPolicy(cfg.model, seed=cfg.seed)
+            kwargs = {"dtype": str(self.model.dtype).removeprefix("torch."), **cfg.vllm_kwargs}
+            self.rollout_policy = VLLMPolicy(cfg.model, seed=cfg.seed, **kwargs)
         resume_step = self._maybe_resume() if resume else None
         from branchgym.algorithms.metrics import MetricsLogger
 
@@ -379,6 +380,10 @@ class Trainer:
         out["adv/mean"] = float(advantages[valid].mean()) if valid.any() else 0.0
         out["adv/std"] = float(advantages[valid].std()) if valid.sum() > 1 else 0.0
         out["adv/reward_std"] = float(tt.rewards.std()) if len(tt.rewards) > 1 else 0.0
+        if tt.rollout_logprobs is not None and valid.any():
+            # rollout engine vs trainer forward on the same tokens: ~1e-6 for HF, larger for vLLM
+            # (other kernels) or when weights were not synced; PPO's ratio is taken to the latter.
+            out["train/rollout_logprob_abs_diff"] = float((old_logp - tt.rollout_logprobs)[valid].abs().mean())
         return out
 
     # -- loop ---------------------------------------------------------------------------------

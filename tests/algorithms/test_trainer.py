@@ -54,6 +54,8 @@ def test_algorithm_runs_and_logs(tiny, tmp_path, algo, extra) -> None:
     for key in ("rollout/reward_mean", "rollout/entropy_mean", "rollout/tool_calls", "rollout/generated_tokens",
                 "loss/policy", "train/grad_norm", "train/lr", "time/generation_share", "time/update_share"):
         assert key in last, key
+    # the trainer's forward reproduces the HF rollout's log-probs (tree clones' copied prefixes too)
+    assert last["train/rollout_logprob_abs_diff"] < 1e-4
     if cfg.rollout == "tree":
         assert "rollout/clones" in last and "rollout/branch_decisions" in last
     if algo == "grpo_paper":

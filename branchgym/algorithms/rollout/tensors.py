@@ -36,6 +36,9 @@ class TrainTensors:
     branch_points: Tensor
     lengths: Tensor
     """tokens per row (prompt + response)."""
+    rollout_logprobs: Tensor | None = None
+    """log-probs the rollout engine reported for the sampled tokens (0 off the loss mask); the
+    trainer compares them with its own recomputation (``train/rollout_logprob_abs_diff``)."""
 
     def rows(self, idx: Sequence[int] | Tensor) -> TrainTensors:
         """The sub-batch of rows ``idx``, cut to its own longest row.
@@ -56,6 +59,7 @@ class TrainTensors:
             cut(self.input_ids), cut(self.attention_mask), cut(self.loss_mask), cut(self.step_ids),
             self.rewards[idx_t], self.group_ids[idx_t], torch.tensor(parents, dtype=torch.long),
             torch.tensor(points, dtype=torch.long), self.lengths[idx_t],
+            None if self.rollout_logprobs is None else cut(self.rollout_logprobs),
         )
 
 
@@ -70,11 +74,14 @@ def to_tensors(batch: RolloutBatch, pad_id: int, rewards: Sequence[float] | None
     att = torch.zeros((b, width), dtype=torch.long)
     mask = torch.zeros((b, width), dtype=torch.float32)
     steps = torch.full((b, width), -1, dtype=torch.long)
+    logp = torch.zeros((b, width), dtype=torch.float32)
     for r, t in enumerate(trajs):
         n, p = lengths[r], len(t.prompt_ids)
         ids[r, :n] = torch.tensor(t.token_ids)
         att[r, :n] = 1
         mask[r, p:n] = torch.tensor(t.loss_mask, dtype=torch.float32)
+        if len(t.logprobs) == n - p:
+            logp[r, p:n] = torch.tensor(t.logprobs, dtype=torch.float32) * mask[r, p:n]
         for s, seg in enumerate(t.segments):
             steps[r, p + seg.start : p + seg.end] = s
     steps = torch.where(mask > 0, steps, torch.full_like(steps, -1))
@@ -85,5 +92,5 @@ def to_tensors(batch: RolloutBatch, pad_id: int, rewards: Sequence[float] | None
     r = torch.tensor(list(rewards) if rewards is not None else batch.rewards, dtype=torch.float32)
     return TrainTensors(
         ids, att, mask, steps, r, torch.tensor(batch.group_ids, dtype=torch.long), parents, points,
-        torch.tensor(lengths, dtype=torch.long),
+        torch.tensor(lengths, dtype=torch.long), logp,
     )
