@@ -340,6 +340,17 @@ class Trainer:
             step_ids=tt.step_ids, parent_ids=tt.parent_ids, branch_points=tt.branch_points,
         )
         advantages = ADVANTAGES.get(cfg.advantage)(adv_in, **cfg.advantage_params)
+        # AEPO's Ã = A(1 + a·z(H)) reads the entropy of the policy being updated over the
+        # mini-batch (ALGORITHMS.md §3(c)): the rollout policy's entropies serve the first
+        # mini-batch; later ones (more mini-batches or epochs) are recomputed after each update.
+        entropy_adv = cfg.advantage == "aepo"
+        if entropy_adv:
+            from branchgym.algorithms.advantages import entropy_aware_advantage, grpo
+
+            ap = dict(cfg.advantage_params)
+            a_weight, a_unbiased = ap.pop("weight", 0.2), ap.pop("entropy_std_unbiased", True)
+            base_adv = grpo(adv_in, **ap)
+            mask_f = tt.loss_mask.to(base_adv.dtype)
         loss_params = dict(cfg.loss_params)
         if loss_params.get("agg_mode") == "seq-mean-token-sum-norm" and loss_params.get("norm_constant") is None:
             loss_params["norm_constant"] = float(cfg.max_response_tokens)  # Dr. GRPO's constant budget
@@ -352,6 +363,18 @@ class Trainer:
             perm = self.sampler.permutation(b).tolist()
             chunks = [perm[i::cfg.mini_batches] for i in range(cfg.mini_batches)]
             for mini in (c for c in chunks if c):
+                if entropy_adv:
+                    mt = torch.as_tensor(mini)
+                    if n_micro == 0:
+                        ent = old_ent[mt]
+                    else:
+                        ent = torch.zeros_like(old_ent[mt])
+                        self.model.eval()
+                        cur = self._no_grad_pass(self.model, tt.rows(mini))[1]
+                        ent[:, : cur.shape[1]] = cur
+                        self.model.train()
+                    advantages[mt] = entropy_aware_advantage(base_adv[mt], ent, mask_f[mt], weight=a_weight,
+                                                             unbiased=a_unbiased)
                 self.opt.zero_grad(set_to_none=True)
                 for s in range(0, len(mini), cfg.micro_batch_size):
                     idx = mini[s : s + cfg.micro_batch_size]

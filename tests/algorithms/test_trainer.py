@@ -130,3 +130,49 @@ def test_dapo_dynamic_sampling_gives_up_after_max_gen_batches(tiny, tmp_path) ->
     assert all(before[k].equal(v) for k, v in trainer.model.state_dict().items())  # no update without signal
     with pytest.raises(ConfigError, match="max_gen_batches"):
         preset("dapo", max_gen_batches=0)
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden:UserWarning")
+@pytest.mark.parametrize("mini_batches", [1, 2])
+def test_aepo_entropy_advantage_reads_the_policy_being_updated(tiny, tmp_path, monkeypatch, mini_batches) -> None:
+    """Ã = A(1 + a·z(H)) per mini-batch: the first uses the rollout policy's entropies (the same
+    weights), the second the entropies after the first optimizer step."""
+    import branchgym.algorithms.advantages as adv_mod
+
+    cfg = preset("aepo", model=str(tiny), out=str(tmp_path / "aepo"),
+                 **{**SMALL, "steps": 1, "mini_batches": mini_batches, "lr": 1e-2,
+                    "branching": {**TREE, "penalty": 0.05, "rule": "aepo_code"},
+                    "env_kwargs": {"reward": "arpo_train"}, "overlong_buffer_frac": 0.75})
+    assert cfg.advantage == "aepo"
+    trainer = Trainer(cfg)
+    updates, passes, factors = [], [], []
+    real_step, real_pass, real_factor = trainer.opt.step, trainer._no_grad_pass, adv_mod.entropy_aware_advantage
+
+    def step(*a, **k):
+        updates.append(1)
+        return real_step(*a, **k)
+
+    def no_grad_pass(model, tt):
+        out = real_pass(model, tt)
+        passes.append((len(updates), out[1]))
+        return out
+
+    def factor(a, ent, mask, **kw):
+        factors.append((ent.clone(), mask.clone()))
+        return real_factor(a, ent, mask, **kw)
+
+    trainer.opt.step, trainer._no_grad_pass = step, no_grad_pass
+    monkeypatch.setattr(adv_mod, "entropy_aware_advantage", factor)
+    try:
+        m = trainer.train_step()
+    finally:
+        trainer.close()
+    assert m["train/grad_norm"] > 0 and len(updates) == mini_batches
+    # one pass over the batch before any update, plus one per later mini-batch after an update
+    assert [u for u, _ in passes] == list(range(mini_batches))
+    assert len(factors) == 1 + mini_batches  # the registry's aepo call, then once per mini-batch
+    if mini_batches == 2:
+        ent, mask = factors[-1]
+        cur = passes[-1][1]
+        w = cur.shape[1]
+        assert ent[:, :w][mask[:, :w] > 0].equal(cur[mask[:, :w] > 0])
