@@ -50,6 +50,22 @@ def test_gym_make_in_fresh_interpreter_without_importing_branchgym() -> None:
     assert (name, nonempty) == ("ToolEnv", "True")
 
 
+def test_startup_hook_is_silent_when_the_package_is_gone(tmp_path) -> None:
+    """The ``.pth`` line runs in every interpreter; a removed or moved install must not print a
+    traceback at each Python start (it did, before the ImportError guard)."""
+    from pathlib import Path
+
+    import branchgym
+
+    line = (Path(branchgym.__file__).parent / "_gym_hook.pth").read_text()
+    assert "branchgym._gym_hook" in line
+    (tmp_path / "gone.pth").write_text(line.replace("branchgym._gym_hook", "branchgym_removed._gym_hook"))
+    (tmp_path / "here.pth").write_text(line)
+    proc = _run(f"import site, sys; site.addsitedir({str(tmp_path)!r}); print('branchgym._gym_hook' in sys.modules)")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.strip() == "True"
+
+
 def test_every_envs_export_resolves_without_heavy_imports() -> None:
     code = (
         "import sys, branchgym.envs as E\n"
