@@ -14,6 +14,7 @@ __all__ = [
     "EnvError",
     "ResetNeeded",
     "CloneNotSupported",
+    "InvalidAction",
     "DatasetUnavailable",
     "SandboxError",
     "SandboxTimeout",
@@ -48,6 +49,10 @@ class ResetNeeded(EnvError):
 
 class CloneNotSupported(EnvError):
     """The env (or one of its wrappers or tools) cannot be cloned; the message says which."""
+
+
+class InvalidAction(EnvError, ValueError):
+    """An action outside a wrapper's action space (text actions never raise: they get an observation)."""
 
 
 class DatasetUnavailable(Error, RuntimeError):
