@@ -176,3 +176,27 @@ def test_aepo_entropy_advantage_reads_the_policy_being_updated(tiny, tmp_path, m
         cur = passes[-1][1]
         w = cur.shape[1]
         assert ent[:, :w][mask[:, :w] > 0].equal(cur[mask[:, :w] > 0])
+
+
+@pytest.mark.parametrize(
+    "algo, env_id, env_kwargs",
+    [
+        ("grpo", "WebSearch-Offline-v0", {}),
+        pytest.param("arpo", "CodeExec-Offline-v0", {"sandbox": "docker"}, marks=pytest.mark.docker),
+    ],
+)
+def test_trainer_runs_on_registered_world_envs(tiny, tmp_path, algo, env_id, env_kwargs) -> None:
+    """The trainer through ``gym.make`` ids on the offline world (long system prompts, the search
+    index, the Docker sandbox for tree rollouts), not only on the quickstart's lookup task."""
+    extra = {"branching": TREE} if algo == "arpo" else {}
+    cfg = preset(algo, model=str(tiny), out=str(tmp_path / algo),
+                 **{**SMALL, "env": env_id, "env_kwargs": env_kwargs, "steps": 1, "group_size": 4,
+                    "max_response_tokens": 96, **extra})
+    trainer = Trainer(cfg)
+    try:
+        last = trainer.run()
+    finally:
+        trainer.close()
+    assert last["rollout/trajectories"] >= 2 * 4 and last["rollout/generated_tokens"] > 0
+    assert last["train/rollout_logprob_abs_diff"] < 1e-4
+    assert (tmp_path / algo / "final" / "config.json").exists()
