@@ -49,7 +49,7 @@ class QuickstartConfig:
     """upper bound on SFT steps (early stopping on ``sft_target_accuracy`` usually ends it sooner)."""
     sft_batch_size: int = 32
     sft_lr: float = 3e-3
-    sft_target_accuracy: float = 0.4
+    sft_target_accuracy: float = 0.5
     """SFT stops once validation accuracy (T = 1) reaches this: an imperfect start RL can improve,
     at the same level for every seed. Set above 1 to always run ``sft_steps``."""
     sft_eval_every: int = 20
