@@ -145,6 +145,9 @@ class WebFetcher:
             raise ConfigError(f"WebFetcher max_redirects must be >= 0, got {max_redirects}")
         self.timeout_s, self.max_time_s = timeout_s, max_time_s
         self.max_bytes, self.max_redirects = max_bytes, max_redirects
+        self.url_checks: list[typing.Callable[[str], None]] = []
+        """called with every URL before it is requested, redirect hops included (they raise to
+        refuse it); the leak guard adds itself here so a chain through a mirror is refused."""
         self.guard = AddressGuard(allow=tuple(allow), resolver=resolver or system_resolver)
         self.network = GuardedNetworkBackend(self.guard)
         transport = httpx.HTTPTransport(verify=verify, trust_env=False)
@@ -158,6 +161,8 @@ class WebFetcher:
                                     timeout=timeout_s, headers={"User-Agent": user_agent})
 
     def _check_url(self, url: str) -> None:
+        for check in self.url_checks:
+            check(url)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise FetchError(f"cannot fetch {url!r}: only http:// and https:// URLs are supported")

@@ -180,10 +180,20 @@ class GuardedSearch:
 
 
 class GuardedFetcher:
-    """A ``PageFetcher`` that refuses blocklisted URLs (also where a redirect lands)."""
+    """A ``PageFetcher`` that refuses blocklisted URLs: asked for, passed through by a redirect
+    (when the fetcher exposes ``url_checks``, as :class:`~branchgym.envs.web.fetcher.WebFetcher`
+    does), or landed on."""
 
     def __init__(self, fetcher: PageFetcher, guard: LeakGuard | None = None) -> None:
         self.fetcher, self.guard = fetcher, guard or LeakGuard()
+        hops = getattr(fetcher, "url_checks", None)
+        if isinstance(hops, list):
+            hops.append(self._check_hop)
+
+    def _check_hop(self, url: str) -> None:
+        rule = self.guard.blocked(url)
+        if rule:
+            raise LeakBlocked(f"a redirect passed through {url!r}, a blocked benchmark mirror ({rule})")
 
     def fetch(self, url: str) -> Page:
         rule = self.guard.blocked(url)

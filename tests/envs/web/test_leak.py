@@ -94,3 +94,23 @@ def test_gold_answer_flags() -> None:
     assert leak_flags(text, ["7"], min_answer_chars=1) == ["7"]
     assert leak_flags("in 18870 tons", ["1887"]) == []  # whole words only
     assert leak_flags("Oskar  BRISEMONT, composer", ["Oskar Brisemont"]) == ["Oskar Brisemont"]
+
+
+def test_a_redirect_chain_through_a_mirror_is_refused_at_the_hop() -> None:
+    """short link → mirror → innocent landing page: the landing URL is clean, so only a check of
+    every hop catches it (and the mirror is never requested)."""
+    from branchgym.envs.web.fetcher import WebFetcher
+    from branchgym.envs.web.loopback import LoopbackServer, Reply
+
+    routes = {"/a": lambda r: Reply(302, b"", "text/plain", {"Location": mirror}),
+              "/datasets/cais/hle": lambda r: Reply(302, b"", "text/plain", {"Location": "/final"}),
+              "/final": lambda r: Reply(200, b"<p>the answers</p>", "text/html")}
+    with LoopbackServer(routes) as srv:
+        mirror = srv.url("/datasets/cais/hle", host="huggingface.co")
+        live = WebFetcher(allow=("127.0.0.0/8",), resolver=lambda host, port: ["127.0.0.1"])
+        assert "answers" in live.fetch(srv.url("/a")).text  # unguarded, the chain lands
+        guarded = GuardedFetcher(WebFetcher(allow=("127.0.0.0/8",), resolver=lambda host, port: ["127.0.0.1"]))
+        n = len(srv.requests)
+        with pytest.raises(LeakBlocked, match="redirect passed through"):
+            guarded.fetch(srv.url("/a"))
+        assert [r.path for r in srv.requests[n:]] == ["/a"]
