@@ -143,3 +143,20 @@ def test_openai_errors_are_clear(server, tiny_path):
     dead = OpenAIPolicy(f"http://127.0.0.1:{_free_port()}/v1", "tiny", tokenizer=tiny_path)
     with pytest.raises(PolicyError, match="cannot reach"):
         dead.generate([[1, 2, 3]], SamplingParams(max_new_tokens=2))
+
+
+def test_branchgym_eval_with_the_openai_policy(server, tiny_path, tmp_path, capsys):
+    """``branchgym eval --policy openai`` end to end against the served model on loopback."""
+    import json
+
+    from branchgym.cli import main
+
+    out = tmp_path / "eval.jsonl"
+    code = main(["eval", "WebSearch-Offline-v0", "--split", "smoke", "--policy", "openai", "--base-url", server,
+                 "--model", "tiny", "--tokenizer", str(tiny_path), "--max-new-tokens", "24", "--episodes", "2",
+                 "--n-samples", "2", "--max-turns", "2", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "agent=openai" in text and text.strip().splitlines()[-1].split()[0] == "pass@2"
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 4 and all(ln["messages"][2]["role"] == "assistant" for ln in lines)

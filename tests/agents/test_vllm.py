@@ -123,3 +123,20 @@ def test_load_weights_syncs_the_engine_to_new_weights(vllm_run, tiny_path):
     assert [c["token_ids"] for c in res["greedy"]] != [
         c["token_ids"] for c in res["greedy_after_load"]
     ]
+
+
+def test_branchgym_eval_with_the_vllm_policy(tiny_path, tmp_path):
+    """``branchgym eval --policy vllm`` end to end (its own process: the engine needs ``__main__``)."""
+    require_vllm()
+    out = tmp_path / "eval.jsonl"
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "branchgym.cli", "eval", "WebSearch-Offline-v0", "--split", "smoke", "--policy", "vllm",
+         "--model", str(tiny_path), "--max-new-tokens", "24", "--episodes", "2", "--n-samples", "2",
+         "--max-turns", "2", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "agent=vllm" in proc.stdout and "pass@2" in proc.stdout
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 4 and all(ln["messages"][2]["role"] == "assistant" for ln in lines)
