@@ -269,20 +269,17 @@ class Trainer:
         from branchgym.algorithms.rollout.batch import concat_batches
 
         cfg = self.cfg
-        batches, all_rewards, n = [batch], list(rewards), 1
+        merged, all_rewards, n = batch, list(rewards), 1
 
         def kept_groups() -> list[int]:
-            merged_groups = concat_batches(batches).group_ids
-            keep = dynamic_sampling_keep(np.asarray(all_rewards), np.asarray(merged_groups))
-            return list(dict.fromkeys(g for g, k in zip(merged_groups, keep) if k))
+            keep = dynamic_sampling_keep(np.asarray(all_rewards), np.asarray(merged.group_ids))
+            return list(dict.fromkeys(g for g, k in zip(merged.group_ids, keep) if k))
 
         while len(kept_groups()) < cfg.prompts_per_step and n < cfg.max_gen_batches:
-            used = {t for b in batches for t in b.task_ids}
-            extra = self._rollout(self._pick_prompts(used))
-            batches.append(extra)
+            extra = self._rollout(self._pick_prompts(set(merged.task_ids)))
+            merged = concat_batches([merged, extra])
             all_rewards += self._shaped_rewards(extra)
             n += 1
-        merged = concat_batches(batches)
         chosen = set(kept_groups()[: cfg.prompts_per_step])
         rows = [i for i, g in enumerate(merged.group_ids) if g in chosen]
         return merged, all_rewards, rows, n
@@ -339,18 +336,20 @@ class Trainer:
             rewards=tt.rewards, group_ids=tt.group_ids, loss_mask=tt.loss_mask, entropies=old_ent,
             step_ids=tt.step_ids, parent_ids=tt.parent_ids, branch_points=tt.branch_points,
         )
-        advantages = ADVANTAGES.get(cfg.advantage)(adv_in, **cfg.advantage_params)
         # AEPO's Ã = A(1 + a·z(H)) reads the entropy of the policy being updated over the
         # mini-batch (ALGORITHMS.md §3(c)): the rollout policy's entropies serve the first
         # mini-batch; later ones (more mini-batches or epochs) are recomputed after each update.
         entropy_adv = cfg.advantage == "aepo"
         if entropy_adv:
-            from branchgym.algorithms.advantages import entropy_aware_advantage, grpo
+            from branchgym.algorithms.advantages import entropy_aware_advantage
 
             ap = dict(cfg.advantage_params)
             a_weight, a_unbiased = ap.pop("weight", 0.2), ap.pop("entropy_std_unbiased", True)
-            base_adv = grpo(adv_in, **ap)
+            base_adv = ADVANTAGES.get("grpo")(adv_in, **ap)
+            advantages = base_adv.clone()
             mask_f = tt.loss_mask.to(base_adv.dtype)
+        else:
+            advantages = ADVANTAGES.get(cfg.advantage)(adv_in, **cfg.advantage_params)
         loss_params = dict(cfg.loss_params)
         if loss_params.get("agg_mode") == "seq-mean-token-sum-norm" and loss_params.get("norm_constant") is None:
             loss_params["norm_constant"] = float(cfg.max_response_tokens)  # Dr. GRPO's constant budget
