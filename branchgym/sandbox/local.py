@@ -22,7 +22,7 @@ from branchgym.errors import SandboxError
 from branchgym.sandbox.host import ServerHost
 from branchgym.sandbox.limits import SandboxLimits
 
-__all__ = ["LocalHost", "LocalSandboxWarning", "server_path", "bwrap_available"]
+__all__ = ["LocalHost", "LocalSandboxWarning", "server_path", "bwrap_available", "jail_tmp_binds"]
 
 _WARNED = False
 _CLEANED = False
@@ -36,6 +36,19 @@ def server_path() -> str:
     from branchgym.sandbox import server
 
     return os.path.abspath(server.__file__)
+
+
+def jail_tmp_binds() -> list[str]:
+    """Paths under ``/tmp`` the jail must still see read-only: the sandbox server's directory
+    and the Python installation, when a checkout or a venv lives in /tmp (the jail's /tmp is a
+    private tmpfs that would hide them)."""
+    tmp = os.path.realpath("/tmp")
+    out: list[str] = []
+    for path in (os.path.dirname(server_path()), sys.prefix, sys.base_prefix):
+        real = os.path.realpath(path)
+        if (real == tmp or real.startswith(tmp + os.sep)) and real not in out:
+            out.append(real)
+    return out
 
 
 def bwrap_available() -> bool:
@@ -124,8 +137,9 @@ class LocalHost(ServerHost):
             # Read-only view of the host, private /tmp, the workspace root writable, no network.
             # No --die-with-parent: it follows the spawning *thread*; EOF on the control socket
             # is what stops the server when this process goes away.
+            keep = [arg for path in jail_tmp_binds() for arg in ("--ro-bind", path, path)]
             return ["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev",
-                    "--proc", "/proc", "--tmpfs", "/tmp", "--bind", self.root, self.root,
+                    "--proc", "/proc", "--tmpfs", "/tmp", *keep, "--bind", self.root, self.root,
                     "--chdir", self.ws_root, "--new-session", *cmd]
         return cmd
 
