@@ -54,6 +54,10 @@ SOURCE_FILES = ("wire.py", "worker.py", "server.py")
 """The files the sandbox image carries (all stdlib only); their hash is part of the image tag."""
 
 
+KILL_WAIT_S = 5.0
+"""how long ``kill`` waits for a killed worker's process group to disappear."""
+
+
 def _set_child_subreaper() -> None:
     try:
         import ctypes
@@ -115,13 +119,25 @@ class Server:
         return {"ok": True, "pid": pid}
 
     def kill(self, msg: dict) -> dict:
+        """SIGKILL a worker's process group and wait (≤ ``KILL_WAIT_S``) until it is gone.
+
+        Waiting matters after a fork bomb: hundreds of dying processes still hold the pids limit
+        and the CPU for a while, so a worker spawned at once could fail to start, and the next
+        run would compete with them.
+        """
         pid = int(msg["pid"])
-        for kill in (os.killpg, os.kill):  # its process group, then itself if it left the group
-            try:
-                kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        return {"ok": True}
+        deadline = time.monotonic() + KILL_WAIT_S
+        while True:
+            for kill in (os.killpg, os.kill):  # its process group, then itself if it left the group
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            self.reap()
+            left = sum(1 for p, (_pp, g) in proc_table().items() if p == pid or g == pid)
+            if not left or time.monotonic() > deadline:
+                return {"ok": True, "left": left}
+            time.sleep(0.01)
 
     def exit_status(self, msg: dict) -> dict:
         pid = int(msg["pid"])

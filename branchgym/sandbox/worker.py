@@ -410,4 +410,9 @@ def kill_group_except_self() -> int:
             os.waitpid(pid, 0)
         except OSError:
             pass
+    # Grandchildren die and are reaped by the server (subreaper) on its own time; wait for them
+    # (bounded), so the next run does not share the CPU and the pids limit with a dying bomb.
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(g == pgrp and p != me for p, (_pp, g) in proc_table().items()):
+        time.sleep(0.01)
     return len(stopped)
