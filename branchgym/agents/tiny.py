@@ -20,6 +20,7 @@ from branchgym.errors import ConfigError
 __all__ = [
     "TinyConfig",
     "build",
+    "build_cached",
     "pretrain",
     "train_tokenizer",
     "PROTOCOL_TAGS",
@@ -297,3 +298,34 @@ def build(path: str | Path, config: TinyConfig | None = None, **overrides: int |
     tokenizer.save_pretrained(out)
     (out / "branchgym_tiny.json").write_text(json.dumps(cfg.__dict__, indent=1) + "\n")
     return out
+
+
+def build_cached(root: str | Path | None = None, **overrides: int | float) -> Path:
+    """:func:`build` once per machine: the model for ``overrides`` under ``root/tiny/<key>``.
+
+    ``root`` defaults to the branchgym cache (``$BRANCHGYM_CACHE`` or ``~/.cache/branchgym``).
+    The key hashes the options and this module's source, so a change to the builder makes a new
+    model. Safe across processes: each builds in a temporary folder renamed into place.
+    """
+    import hashlib
+    import inspect
+    import shutil
+    import sys
+    import tempfile
+
+    if root is None:
+        from branchgym.envs.world.world import cache_root
+
+        root = cache_root()
+    source = inspect.getsource(sys.modules[__name__])
+    key = hashlib.sha256((json.dumps(overrides, sort_keys=True) + source).encode()).hexdigest()[:16]
+    final = Path(root) / "tiny" / key
+    if not (final / "config.json").exists():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".build-"))
+        build(tmp, **overrides)
+        try:
+            tmp.rename(final)
+        except OSError:  # another process renamed its copy into place first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final

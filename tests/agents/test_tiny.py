@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from branchgym.agents.tiny import PROTOCOL_TAGS, TinyConfig, build
+from branchgym.agents.tiny import PROTOCOL_TAGS, TinyConfig, build, build_cached
 from branchgym.errors import ConfigError
 
 
@@ -32,6 +32,17 @@ def test_cached_tiny_model_reloads_with_auto_classes(tiny_path):
         tok.eos_token == "<|im_end|>" and model.generation_config.eos_token_id == tok.eos_token_id
     )
     assert json.loads((tiny_path / "branchgym_tiny.json").read_text())["pretrain_steps"] == 200
+
+
+def test_build_cached_builds_once_per_config(tmp_path):
+    small = {"vocab_size": 400, "hidden": 32, "layers": 1, "pretrain_steps": 0}
+    first = build_cached(tmp_path, **small)
+    stamp = (first / "config.json").stat().st_mtime_ns
+    assert build_cached(tmp_path, **small) == first  # reused, not rebuilt
+    assert (first / "config.json").stat().st_mtime_ns == stamp
+    other = build_cached(tmp_path, **{**small, "seed": 1})
+    assert other != first and other.parent == first.parent == tmp_path / "tiny"
+    assert not [p for p in (tmp_path / "tiny").iterdir() if p.name.startswith(".build-")]
 
 
 def test_build_via_cli_is_deterministic(tmp_path):

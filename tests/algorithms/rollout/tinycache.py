@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,18 +18,7 @@ def tiny_dir(**cfg: int) -> Path:
     """Build (once per machine) and return the tiny model for ``cfg``."""
     from branchgym.agents import tiny
 
-    key = hashlib.sha256((json.dumps(cfg, sort_keys=True) + inspect.getsource(tiny)).encode()).hexdigest()[:16]
-    root = Path(os.environ.get("BRANCHGYM_CACHE_DIR", Path.home() / ".cache" / "branchgym")) / "tiny"
-    final = root / key
-    if not (final / "config.json").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
-        tiny.build(tmp, **cfg)
-        try:
-            tmp.rename(final)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return tiny.build_cached(**cfg)
 
 
 def sft_tiny_dir(steps: int = 40) -> Path:

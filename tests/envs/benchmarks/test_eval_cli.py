@@ -64,30 +64,10 @@ def test_policy_options_are_validated() -> None:
 
 
 def _cached_tiny_model() -> str:
-    """The policies' tiny model (random init, local tokenizer), built once per machine and
-    cached like tests/agents does (keyed by config and the tiny.py source)."""
-    import hashlib
-    import inspect
-    import os
-    import shutil
-    import tempfile
-    from pathlib import Path
-
+    """The policies' tiny model (random init, local tokenizer), built once per machine."""
     from branchgym.agents import tiny
 
-    cfg = {"vocab_size": 2048, "layers": 2, "hidden": 64, "pretrain_steps": 200, "seed": 0}
-    key = hashlib.sha256((json.dumps(cfg, sort_keys=True) + inspect.getsource(tiny)).encode())
-    root = Path(os.environ.get("BRANCHGYM_CACHE_DIR", Path.home() / ".cache" / "branchgym"))
-    final = root / "tiny" / key.hexdigest()[:16]
-    if not (final / "config.json").exists():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".build-"))
-        tiny.build(tmp, **cfg)
-        try:
-            tmp.rename(final)
-        except OSError:  # another process built it meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-    return str(final)
+    return str(tiny.build_cached(vocab_size=2048, layers=2, hidden=64, pretrain_steps=200, seed=0))
 
 
 @pytest.mark.slow
