@@ -9,6 +9,7 @@ the per-episode set of queries already asked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -147,13 +148,11 @@ class BM25Backend:
 
         fp = self._fingerprint() if cache is not None else ""
         if cache is not None and (cache / "fingerprint").is_file():
-            try:
+            with contextlib.suppress(OSError, ValueError, KeyError):  # an unreadable cache is rebuilt
                 if (cache / "fingerprint").read_text() == fp:
                     ret = bm25s.BM25.load(str(cache), show_progress=False, verbosity=0)
                     self._adopt(ret)
                     return
-            except (OSError, ValueError, KeyError):
-                pass  # an unreadable cache is rebuilt
         vocab: dict[str, int] = {}
         ids = [[vocab.setdefault(t, len(vocab)) for t in tokenize(_doc_text(d))]
                for d in self.docs]
@@ -217,13 +216,13 @@ def _save_atomically(ret: Any, cache: Path, fingerprint: str) -> None:
     except OSError:
         return  # a read-only cache folder only costs re-indexing next time
     try:
-        ret.save(str(tmp), show_progress=False)
-        (tmp / "fingerprint").write_text(fingerprint)
-        if cache.exists():  # stale or corrupt (we only build when loading failed)
-            shutil.rmtree(cache, ignore_errors=True)
-        os.rename(tmp, cache)
-    except OSError:
-        pass  # another process won the race; its index is as good as ours
+        # OSError: another process won the race; its index is as good as ours
+        with contextlib.suppress(OSError):
+            ret.save(str(tmp), show_progress=False)
+            (tmp / "fingerprint").write_text(fingerprint)
+            if cache.exists():  # stale or corrupt (we only build when loading failed)
+                shutil.rmtree(cache, ignore_errors=True)
+            os.rename(tmp, cache)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
