@@ -181,7 +181,12 @@ class BM25Backend:
         return np.bincount(idx, weights=w, minlength=self._n)
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        """Top ``k`` documents with a positive score, best first (ties: corpus order)."""
+        """Top ``k`` documents with a positive score, best first.
+
+        Ties are broken by corpus order (the lower document index first), for every ``k``: the
+        top ``k`` are always the first ``k`` of a longer list, so replays, caches and pass@k
+        comparisons see the same hits for the same query.
+        """
         if k <= 0:
             return []
         s = self.scores(query)
@@ -189,9 +194,12 @@ class BM25Backend:
         if nz.size == 0:
             return []
         if nz.size > k:
-            part = np.argpartition(-s[nz], k - 1)[:k]
-            nz = nz[part]
-        order = nz[np.lexsort((nz, -s[nz]))]
+            # Keep every document that scores at least the k-th best score, ties included, so
+            # the corpus-order tie-break below sees all of them (argpartition alone keeps an
+            # arbitrary subset of a tie that straddles position k).
+            kth = np.partition(s[nz], nz.size - k)[nz.size - k]
+            nz = nz[s[nz] >= kth]
+        order = nz[np.lexsort((nz, -s[nz]))][:k]
         hits = []
         for i in order.tolist():
             d = self.docs[i]

@@ -57,6 +57,20 @@ def test_hits_are_sorted_and_complete(world, backend):
     assert backend.search("anything", 0) == []
 
 
+def test_tied_scores_rank_in_corpus_order_for_every_k(tmp_path):
+    # 40 documents score exactly the same for "harbour": the tie-break (corpus order) must not
+    # depend on k, or replay, caching and pass@k comparisons see different hits for one query.
+    docs = [{"title": f"Doc {i}", "url": f"https://t.example/{i}", "text": "harbour crane"}
+            for i in range(40)]
+    docs += [{"title": "Best", "url": "https://t.example/best", "text": "harbour harbour tug"}]
+    backend = BM25Backend(docs, tmp_path / "idx")
+    full = backend.search("harbour", 41)
+    assert full[0].title == "Best"
+    assert [h.title for h in full[1:]] == [f"Doc {i}" for i in range(40)]
+    for k in range(1, 42):
+        assert backend.search("harbour", k) == full[:k], k
+
+
 def test_index_is_cached_on_disk_and_reused(world, tmp_path):
     docs = world.articles[:300]
     first = BM25Backend(docs, tmp_path / "idx")
