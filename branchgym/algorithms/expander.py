@@ -256,7 +256,10 @@ class TreeExpander:
         clones: list[TreeNode] = []
         decisions: list[BranchDecision] = []
         received = [False] * self.num_prompts
-        for b in range(self.num_prompts):
+        # Prompts in the order of their lowest active trajectory (``by_prompt`` was filled
+        # walking the ascending active list), as the released loop visits them: the draws
+        # then go to the same sources in the same order.
+        for b in by_prompt:
             remaining = c.n - self.count[b]
             if remaining <= 0 or c.z_extra == 0:
                 continue

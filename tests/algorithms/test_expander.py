@@ -292,3 +292,108 @@ def test_branch_frequency_matches_closed_form(rule: str, dh: float) -> None:
             else aepo_branch_probability(dh, count)
         )
         assert np.mean(outcomes) == pytest.approx(p, abs=4 * math.sqrt(0.25 / len(outcomes)) + 1e-9)
+
+
+def _released_loop_replay(cfg: BranchConfig, num_prompts: int, report, draws) -> list[tuple[int, int | None, int]]:
+    """The released ARPO/AEPO rollout loop's bookkeeping, restated on plain lists.
+
+    Trajectories are numbered in creation order; the active list stays in ascending order; the
+    per-prompt branching pass groups the surviving trajectories by prompt **in the order the
+    prompts first appear in that list** (a dict filled while walking it), so a prompt is visited
+    by its lowest active trajectory; prompts with no active trajectory get one new global each.
+    Returns (prompt, parent, branch point) per created trajectory.
+    """
+    nodes: list[tuple[int, int | None, int]] = []
+    count = [0] * num_prompts
+    for b in range(num_prompts):
+        for _ in range(cfg.initial):
+            nodes.append((b, None, 0))
+            count[b] += 1
+    active = list(range(len(nodes)))
+    h_init: dict[int, float] = {}
+    consecutive = [0] * num_prompts
+    rnd = 0
+    while active:
+        rnd += 1
+        h_now, length, survivors = {}, {}, []
+        for j in active:
+            rep = report(rnd, j)
+            h_now[j], length[j] = rep.entropy, rep.num_tokens
+            h_init.setdefault(j, rep.entropy)
+            if not rep.finished:
+                survivors.append(j)
+        by_prompt: dict[int, list[int]] = {}
+        for j in survivors:
+            by_prompt.setdefault(nodes[j][0], []).append(j)
+        got = [False] * num_prompts
+        new: list[tuple[int, int | None, int]] = []
+        for b, sources in by_prompt.items():
+            remaining = cfg.n - count[b]
+            if remaining <= 0:
+                continue
+            made = 0
+            for src in sources:
+                tries = min(cfg.z_extra, remaining - made)
+                if tries <= 0:
+                    break
+                for _ in range(tries):
+                    u, dh = next(draws), h_now[src] - h_init[src]
+                    if cfg.rule == "arpo_code":
+                        take = min(1.0, max(0.0, u - cfg.weight * dh)) <= cfg.tau
+                    else:
+                        factor = max(0.0, 1.0 - cfg.penalty * consecutive[b])
+                        take = min(1.0, max(0.0, (u + cfg.weight * dh) * factor)) >= cfg.tau
+                    if take:
+                        new.append((b, src, length[src]))
+                        count[b] += 1
+                        made += 1
+                        got[b] = True
+                if made >= remaining:
+                    break
+        for b in range(num_prompts):
+            if b not in by_prompt and count[b] < cfg.n:
+                new.append((b, None, 0))
+                count[b] += 1
+                got[b] = True
+        if any(got):
+            consecutive = [c + 1 if g else 0 for c, g in zip(consecutive, got)]
+        first = len(nodes)
+        nodes.extend(new)
+        active = survivors + list(range(first, len(nodes)))
+    return nodes
+
+
+@pytest.mark.parametrize("rule", ["arpo_code", "aepo_code"])
+@pytest.mark.parametrize("seed", range(12))
+def test_tree_replays_the_released_loop_draw_for_draw(rule: str, seed: int) -> None:
+    """Same uniform draws, same segments → the same tree as the released code's loop, node for
+    node; prompts are visited by their lowest active trajectory, not by prompt index."""
+    cfg = BranchConfig(n=6, initial=2, z_extra=2, tau=0.5, weight=0.3, rule=rule,
+                       penalty=0.05 if rule == "aepo_code" else 0.0, h_init="code_stale_dict")
+
+    def report(rnd: int, node: int) -> SegmentReport:
+        g = np.random.default_rng([seed, rnd, node])
+        return SegmentReport(entropy=float(g.random()), finished=bool(g.random() < 0.35), num_tokens=10 * rnd)
+
+    draws = np.random.default_rng(seed + 100).random(10_000)
+    expected = _released_loop_replay(cfg, 3, report, iter(draws.tolist()))
+    exp = TreeExpander(cfg, 3, rng=np.random.default_rng(seed + 100), h_init_store={})
+    drive(exp, lambda e, node, rnd: report(rnd, node))
+    assert [(n.prompt, n.parent, n.branch_point) for n in exp.nodes] == expected
+
+
+def test_prompts_are_visited_by_their_lowest_active_trajectory() -> None:
+    """Prompt 0's first trajectories end while its clones live on: prompt 1 (lowest active id 2)
+    draws first in round 2, as in the released code."""
+    cfg = BranchConfig(n=8, initial=2, z_extra=1, tau=1.0)  # tau = 1: every decision branches
+
+    def script(exp: TreeExpander, node: int, rnd: int) -> SegmentReport:
+        return SegmentReport(entropy=0.0, finished=rnd == 2 and node in (0, 1), num_tokens=10 * rnd)
+
+    exp = TreeExpander(cfg, 2, rng=np.random.default_rng(0))
+    exp.start()
+    exp.step({j: script(exp, j, 1) for j in exp.active})  # clones 4, 5 (prompt 0) and 6, 7
+    res = exp.step({j: script(exp, j, 2) for j in exp.active})
+    assert [d.source for d in res.decisions] == [2, 3, 6, 7, 4, 5]
+    assert [(c.prompt, c.parent) for c in res.clones] == [(1, 2), (1, 3), (1, 6), (1, 7), (0, 4), (0, 5)]
+    assert [c.node_id for c in res.clones] == [8, 9, 10, 11, 12, 13]

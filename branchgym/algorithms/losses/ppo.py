@@ -105,7 +105,10 @@ def gppo_token_loss(
     """
     check_clip(clip_low, clip_high, clip_ratio_c)
     ratio = importance_ratio(logp, old_logp)
-    unit = ratio / ratio.detach()  # value 1, d/dlogp = 1: keeps a gradient through the bound
+    # Value 1, d/dlogp = 1: carries the gradient through the bound. Taken from the unclamped
+    # log-ratio, so a token beyond the ±20 clamp keeps its preserved gradient (see above).
+    log_ratio = logp - old_logp
+    unit = torch.exp(log_ratio - log_ratio.detach())
     high = (advantages > 0) & (ratio > 1.0 + clip_high)
     low = (advantages < 0) & (ratio < 1.0 - clip_low)
     high_term = -advantages * beta_high * (1.0 + clip_high) * unit

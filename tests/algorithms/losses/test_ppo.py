@@ -223,3 +223,21 @@ def test_ppo_clip_and_clip_higher_match_verl(
         assert (metrics["loss/clip_frac_dual"].item()) == pytest.approx(
             ref_metrics["actor/pg_clipfrac_lower"], abs=1e-6
         )
+
+
+@pytest.mark.parametrize("name, adv, log_ratio", [
+    ("gppo", 1.0, 25.0),    # ρ = e^25, beyond the ±20 clamp of the log-ratio, A > 0
+    ("aepo", 1.0, 25.0),
+    ("gppo", -1.0, -25.0),  # ρ = e^-25, below the clamp, A < 0 (only GPPO preserves the low side)
+])
+def test_preserved_gradient_survives_the_log_ratio_clamp(name: str, adv: float, log_ratio: float) -> None:
+    """The gradient-preserving clip keeps −A·(1±ε) even where the log-ratio hits verl's ±20
+    clamp: the clamp only keeps exp() finite, it must not cut the preserved gradient."""
+    lp = torch.tensor([[log_ratio]], requires_grad=True)
+    x = LossInputs(lp, torch.zeros(1, 1), torch.tensor([[adv]]), torch.ones(1, 1))
+    loss, _ = POLICY_LOSSES.get(name)(x)
+    loss.backward()
+    bound = 1.2 if adv > 0 else 0.8
+    assert lp.grad is not None
+    assert lp.grad.item() == pytest.approx(-adv * bound, abs=1e-6)
+    assert math.isfinite(loss.item())
