@@ -11,6 +11,8 @@ __all__ = [
     "Error",
     "ConfigError",
     "UnknownName",
+    "InvalidSnapshot",
+    "CheckpointError",
     "EnvError",
     "ResetNeeded",
     "CloneNotSupported",
@@ -37,6 +39,22 @@ class UnknownName(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class InvalidSnapshot(ConfigError):
+    """``set_state`` was given a snapshot it cannot restore exactly; nothing was changed.
+
+    ``field`` names the offending entry (``"turn"``, ``"calls"``, ``"tools.python"``, ...).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class CheckpointError(Error, RuntimeError):
+    """No training checkpoint could be verified for resume; the message names each file, what
+    was wrong with it and how to go on."""
 
 
 class EnvError(Error):

@@ -448,7 +448,12 @@ class ToolEnv(gym.Env[str, str]):
         return snapshot(self)
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`get_state` snapshot into this env (built with the same arguments)."""
+        """Restore a :meth:`get_state` snapshot into this env (built with the same arguments).
+
+        The whole snapshot is checked first (keys, types, ranges, sizes, every tool's state),
+        then applied all or nothing. Raises :class:`~branchgym.errors.InvalidSnapshot` (a
+        ``ValueError``) naming the bad field; the env is then unchanged.
+        """
         restore(self, state)
 
     # ------------------------------------------------------------------ misc

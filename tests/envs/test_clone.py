@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import pytest
 from gymnasium.wrappers import RecordEpisodeStatistics
 
 from branchgym.envs.clone import clone
+from branchgym.envs.registration import OFFLINE_ENVS
 from branchgym.errors import CloneNotSupported
 
 
@@ -93,3 +96,28 @@ def test_package_level_clone_is_callable_even_after_submodule_import() -> None:
         twin = fn(env)
         assert isinstance(twin, gym.Wrapper) and twin.unwrapped is not env.unwrapped
     env.close()
+
+
+@pytest.mark.parametrize("env_id", sorted(OFFLINE_ENVS))
+def test_snapshots_restore_into_a_fresh_env_at_every_step(env_id: str) -> None:
+    """set_state checks every field; no snapshot get_state gives is refused, up to the step
+    that ends the episode (turn limit, and a context budget crossed by one long action)."""
+    actions = {"WebSearch-Offline-v0": "<search>harbour lighthouse</search>",
+               "Browse-Offline-v0": "<browse>https://nowhere.example/</browse>",
+               "CodeExec-Offline-v0": "<python>print(6 * 7)</python>",
+               "DeepResearch-Offline-v0": "<python>print(6 * 7)</python>"}
+    for kw, script in (({"max_turns": 3}, [actions[env_id], "no tool call", actions[env_id]]),
+                       ({"max_context_chars": 20_000}, [actions[env_id], "x" * 40_000])):
+        env = gym.make(env_id, split="smoke", sandbox="local", **kw).unwrapped
+        fresh = gym.make(env_id, split="smoke", sandbox="local", **kw).unwrapped
+        try:
+            env.reset(seed=0)
+            fresh.set_state(json.loads(json.dumps(env.get_state())))  # a fresh env's state too
+            for action in script:
+                *_, terminated, truncated, _ = env.step(action)
+                fresh.set_state(json.loads(json.dumps(env.get_state())))
+                assert fresh.get_state() == env.get_state()
+            assert truncated and not terminated
+        finally:
+            env.close()
+            fresh.close()

@@ -53,7 +53,20 @@ class Tool(abc.ABC):
         return None
 
     def set_state(self, state: Any) -> None:
-        """Restore a snapshot from :meth:`get_state`."""
+        """Restore a snapshot from :meth:`get_state` (already passed :meth:`check_state`)."""
+
+    def check_state(self, state: Any) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the problem if :meth:`set_state` could not
+        restore ``state`` exactly; change nothing. ``env.set_state`` checks every tool's state
+        before it restores any.
+
+        Default: a tool that keeps no state (does not override ``set_state``) accepts only
+        ``None``; a tool that overrides ``set_state`` but not this is checked by its
+        ``set_state`` (a failure there puts the env back as it was).
+        """
+        if type(self).set_state is Tool.set_state and state is not None:
+            raise ValueError(f"the {self.name} tool keeps no episode state; expected None, got "
+                             f"{type(state).__name__}")
 
     def reset(self) -> None:
         """Start a new episode (drop per-episode state, e.g. open a fresh sandbox session)."""

@@ -21,6 +21,8 @@ from branchgym.envs.tools.base import Tool, ToolOutput
 __all__ = ["PythonTool"]
 
 _BACKENDS = ("auto", "docker", "local")
+_MAX_CELLS = 10_000  # code cells in one snapshot
+_MAX_HISTORY_CHARS = 4_000_000
 
 
 class PythonTool(Tool):
@@ -116,17 +118,36 @@ class PythonTool(Tool):
         """The code cells run so far in this episode (replayed by :meth:`set_state`)."""
         return {"history": list(self._history)}
 
-    def set_state(self, state: Any) -> None:
-        """Replay ``state["history"]`` in a fresh session (see the module docstring)."""
-        if not isinstance(state, dict) or not isinstance(state.get("history"), list):
+    def check_state(self, state: Any) -> None:
+        """``{"history": [code, ...]}``: at most 10,000 cells, 4,000,000 characters in all."""
+        if not isinstance(state, dict) or set(state) != {"history"} or not isinstance(
+                state["history"], list):
             raise ValueError(
                 f"PythonTool.set_state expects {{'history': [code, ...]}} from get_state(), "
                 f"got {type(state).__name__}."
             )
-        self.reset()
-        for code in state["history"]:
-            self._open().run(code, timeout_s=self.timeout_s)
-        self._history = list(state["history"])
+        history = state["history"]
+        if len(history) > _MAX_CELLS or not all(isinstance(c, str) for c in history) or sum(
+                map(len, history)) > _MAX_HISTORY_CHARS:
+            raise ValueError(f"PythonTool state 'history' must be at most {_MAX_CELLS} str "
+                             f"cells of {_MAX_HISTORY_CHARS} characters in all.")
+
+    def set_state(self, state: Any) -> None:
+        """Replay ``state["history"]`` in a fresh session (see the module docstring).
+
+        The replay runs in a new session; only when every cell has run does it replace this
+        tool's session, so a failing replay (a broken sandbox) leaves the tool as it was.
+        """
+        self.check_state(state)
+        twin = self._spawn()
+        try:
+            for code in state["history"]:
+                twin._open().run(code, timeout_s=self.timeout_s)
+        except BaseException:
+            twin.close()
+            raise
+        self.close()
+        self._session, self._history = twin._session, list(state["history"])
 
     def reset(self) -> None:
         """Drop the episode's session; the next call opens a fresh one."""

@@ -41,6 +41,7 @@ __all__ = [
 # ARPO's exact strings (evaluation/src, tools/search_tool.py), BENCHMARKS.md §3.1.
 DUPLICATE_QUERY_MESSAGE = "You have searched this query. Please refer to previous results."
 NO_RESULTS_MESSAGE = "No search results found."
+_MAX_SEEN = 10_000  # queries in a snapshot of one episode (far above any turn limit)
 INDEX_VERSION = "bm25-v1"
 
 _TOKEN_RE = re.compile(r"\w\w+", re.UNICODE)
@@ -353,11 +354,21 @@ class SearchTool(Tool):
     def get_state(self) -> Any:
         return {"seen": sorted(self._seen)}
 
+    def check_state(self, state: Any) -> None:
+        if not isinstance(state, Mapping) or set(state) != {"seen"} or not isinstance(
+                state["seen"], list):
+            raise ConfigError(f"SearchTool.set_state expects {{'seen': [query, ...]}} from "
+                              f"get_state(), got {type(state).__name__}")
+        seen = state["seen"]
+        longest = 20 * self.max_query_chars  # NFKC can lengthen a query (up to 18x)
+        if len(seen) > _MAX_SEEN or not all(isinstance(q, str) and len(q) <= longest
+                                            for q in seen):
+            raise ConfigError(f"SearchTool state 'seen' must be at most {_MAX_SEEN} queries, "
+                              f"each a str of at most {longest} characters")
+
     def set_state(self, state: Any) -> None:
-        if not isinstance(state, Mapping) or not isinstance(state.get("seen"), list):
-            raise ConfigError(f"SearchTool.set_state expects {{'seen': [...]}} from get_state(), "
-                              f"got {state!r:.80}")
-        self._seen = {str(q) for q in state["seen"]}
+        self.check_state(state)
+        self._seen = set(state["seen"])
 
 
 def _clean(text: object) -> str:
