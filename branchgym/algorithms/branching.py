@@ -8,9 +8,10 @@ The state machine that applies them round by round is
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
+from branchgym.agents.entropy import segment_entropy
 from branchgym.errors import ConfigError
 
 __all__ = [
@@ -25,46 +26,6 @@ __all__ = [
     "pre_monitor_budget",
     "update_prompt_counters",
 ]
-
-PositionLogprobs = Sequence[float] | Mapping[object, float]
-
-
-def segment_entropy(
-    positions: Sequence[PositionLogprobs], vocab_size: int, *, max_positions: int = 20
-) -> float:
-    """``H_seg = (−Σ_{l∈LP} exp(l)·l) / ln|V|`` over the first ≤ ``max_positions`` positions.
-
-    ``positions[p]`` holds the logprobs the engine returned at position p of the segment (vLLM
-    ``logprobs=10``: the top-10, plus the sampled token when it is not among them) as a list or
-    a ``{token: logprob}`` mapping. It is a *sum* over positions of a truncated entropy,
-    normalised by ``ln|V|`` (``|V| = len(tokenizer.get_vocab())``) — not a per-token mean (Q3).
-    Empty segment -> 0.0.
-    Ref: ARPO arXiv:2507.19849; code ``vllm_rollout_with_tools.py::_calc_entropy`` (L172 @
-    e257337) and the monitoring block L283–306; ALGORITHMS.md §2(b), V6.
-
-    >>> round(segment_entropy([[math.log(.5), math.log(.5)], [math.log(.9), math.log(.1)]], 100), 6)
-    0.221106
-    """
-    if vocab_size < 2:
-        raise ConfigError(
-            f"vocab_size must be ≥ 2 (it normalises by ln|V|), got {vocab_size!r}; pass "
-            "len(tokenizer.get_vocab())."
-        )
-    if max_positions < 1:
-        raise ConfigError(f"max_positions must be ≥ 1, got {max_positions!r}; ARPO uses 20.")
-    total = 0.0
-    for entry in list(positions)[:max_positions]:
-        values = entry.values() if isinstance(entry, Mapping) else entry
-        for lp in values:
-            lp = float(lp)
-            if lp > 1e-6 or math.isnan(lp):
-                raise ConfigError(
-                    f"a logprob must be ≤ 0, got {lp!r}; pass log-probabilities, not probabilities."
-                )
-            if lp > -math.inf:
-                total -= math.exp(lp) * lp
-    return total / math.log(vocab_size)
-
 
 def _clip01(x: float) -> float:
     return min(1.0, max(0.0, x))

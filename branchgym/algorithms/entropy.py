@@ -1,37 +1,20 @@
-"""Token-entropy tensor functions used at update time (AEPO advantage, 80/20 mask, EMPG).
+"""Update-time entropy tensors: AEPO's entropy z-score and the 80/20 high-entropy mask.
 
-Rollout-time segment entropy from top-k logprobs (ARPO/AEPO branching) lives in
-:mod:`branchgym.algorithms.branching`, which needs no torch.
+``token_entropy`` is :func:`branchgym.agents.entropy.entropy_from_logits` (the same function
+object: the one token-entropy function of the package, also the one the HF backend samples with
+and the trainer's forward pass calls). The segment entropy of the branch rule is
+:func:`branchgym.agents.entropy.segment_entropy`. Equations: docs/algorithms.md#entropy.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
+from branchgym.agents.entropy import entropy_from_logits as token_entropy
 from branchgym.errors import ConfigError
 
 __all__ = ["token_entropy", "entropy_zscore", "high_entropy_mask"]
-
-
-def token_entropy(logits: Tensor, *, temperature: float = 1.0) -> Tensor:
-    """``H_t = −Σ_v p_v log p_v`` with ``p = softmax(z_t / T)``, as ``logsumexp(z) − Σ p·z``.
-
-    Ref: verl ``utils/torch_functional.py::entropy_from_logits``; ALGORITHMS.md §0.3.
-    Shapes: (..., V) -> (...). Differentiable (detach it where the spec says sg).
-
-    >>> token_entropy(torch.zeros(1, 4))  # uniform over 4 -> ln 4
-    tensor([1.3863])
-    """
-    if not temperature > 0:
-        raise ConfigError(
-            f"temperature must be > 0, got {temperature!r}; use the sampling T (e.g. 1.0)."
-        )
-    z = logits.float() / temperature
-    p = torch.softmax(z, dim=-1)
-    return torch.logsumexp(z, dim=-1) - (p * z).sum(dim=-1)
 
 
 def entropy_zscore(entropies: Tensor, loss_mask: Tensor, *, unbiased: bool = True) -> Tensor:
@@ -66,11 +49,14 @@ def high_entropy_mask(entropies: Tensor, loss_mask: Tensor, *, ratio: float = 0.
     """``M_t = 1`` iff ``H_t`` is among the top ``k = max(1, ⌈ρ·N⌉)`` of the N valid tokens.
 
     ``⌈·⌉`` is computed as verl's ``int(N·ρ + 0.9999)``. Selection is over the batch passed in:
-    a micro-batch reproduces the code (Q13 ``entropy_mask_scope="microbatch"``), the whole batch
-    the paper. Ties are broken by ``torch.topk``. No valid token -> all False.
-    Ref: Wang et al., "Beyond the 80/20 rule", arXiv:2506.01939; code
-    ``verl/trainer/ppo/core_algos.py::get_global_entropy_top_mask`` (L53 @ 6f5dda6);
-    ALGORITHMS.md §5.2, V12. Shapes: (B, T), (B, T) -> (B, T) bool.
+    a micro-batch reproduces the released code (``entropy_mask_scope="microbatch"``), the whole
+    batch the paper. Ties are broken as the released code breaks them: the valid entropies are
+    packed in row-major order and ``torch.topk`` picks from that packed vector (which of the
+    tied tokens it returns is torch's choice, the same for the same packed input and device).
+    No valid token -> all False.
+    Ref: Wang et al., "Beyond the 80/20 rule", arXiv:2506.01939 (code:
+    ``get_global_entropy_top_mask`` in github.com/Shenzhi-Wang/Beyond-the-80-20-Rule-RLVR);
+    docs/algorithms.md#high-entropy. Shapes: (B, T), (B, T) -> (B, T) bool.
 
     >>> h = torch.tensor([[0.1, 2.0, 0.3, 1.5, 0.05, 0.9, 0.2, 0.4, 0.6, 0.7]])
     >>> high_entropy_mask(h, torch.ones_like(h)).nonzero()[:, 1].tolist()
@@ -83,10 +69,9 @@ def high_entropy_mask(entropies: Tensor, loss_mask: Tensor, *, ratio: float = 0.
     out = torch.zeros_like(valid)
     if n == 0:
         return out
-    k = max(1, int(n * ratio + 0.9999))
-    k = min(k, n)
-    flat_h = entropies.detach().reshape(-1).float()
-    flat_h = torch.where(valid.reshape(-1), flat_h, torch.full_like(flat_h, -math.inf))
-    idx = torch.topk(flat_h, k).indices
-    out.view(-1)[idx] = True
+    k = min(max(1, int(n * ratio + 0.9999)), n)
+    valid_flat = valid.reshape(-1)
+    packed = entropies.detach().reshape(-1).float()[valid_flat]
+    where = valid_flat.nonzero().squeeze(1)[torch.topk(packed, k).indices]
+    out.view(-1)[where] = True
     return out

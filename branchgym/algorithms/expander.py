@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from branchgym.algorithms.branching import (
+    aepo_branch_probability,
     aepo_code_branch,
+    arpo_branch_probability,
     arpo_code_branch,
     paper_branch,
     update_prompt_counters,
@@ -61,7 +63,13 @@ class SegmentReport:
 
 @dataclass(frozen=True)
 class BranchDecision:
-    """One branch opportunity: source node, ΔH, counter l, the draw u (or constant α), outcome."""
+    """One branch opportunity: source node, ΔH, counter l, the draw u (or constant α), outcome.
+
+    ``probability``: the chance this opportunity had of branching before u was drawn, the
+    closed form of the rule (:func:`~branchgym.algorithms.branching.arpo_branch_probability`,
+    :func:`~branchgym.algorithms.branching.aepo_branch_probability`; 0 or 1 for a constant α).
+    Its mean is logged as ``rollout/branch_prob_mean`` next to the realised ``branch_rate``.
+    """
 
     round: int
     source: int
@@ -69,6 +77,7 @@ class BranchDecision:
     consecutive: int
     u: float
     branched: bool
+    probability: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -201,18 +210,33 @@ class TreeExpander:
                 self.h_init[node] = float(report.entropy)
         return self.h_now[node] - self.h_init[node]
 
-    def _decide(self, source: int, delta_h: float, consecutive: int) -> tuple[float, bool]:
+    def _decide(self, source: int, delta_h: float, consecutive: int) -> tuple[float, bool, float]:
+        """(u, branched, closed-form probability) of one opportunity; one draw of ``rng``."""
         c = self.config
         if c.rule == "paper":
             u = float(self.rng.random()) if c.alpha == "uniform" else float(c.alpha)
-            return u, paper_branch(
+            branched = paper_branch(
                 u, delta_h, consecutive, tau=c.tau, weight=c.weight, penalty=c.penalty
+            )
+            if c.alpha != "uniform":
+                return u, branched, float(branched)
+            # (α + wΔH)·f > τ with α ~ U[0,1) has AEPO's closed form (λ = 0: 1 − τ + wΔH)
+            return u, branched, aepo_branch_probability(
+                delta_h, consecutive, tau=c.tau, weight=c.weight, penalty=c.penalty
             )
         u = float(self.rng.random())
         if c.rule == "arpo_code":
-            return u, arpo_code_branch(u, delta_h, tau=c.tau, weight=c.weight)
-        return u, aepo_code_branch(
-            u, delta_h, consecutive, tau=c.tau, weight=c.weight, penalty=c.penalty
+            return (
+                u,
+                arpo_code_branch(u, delta_h, tau=c.tau, weight=c.weight),
+                arpo_branch_probability(delta_h, tau=c.tau, weight=c.weight),
+            )
+        return (
+            u,
+            aepo_code_branch(u, delta_h, consecutive, tau=c.tau, weight=c.weight, penalty=c.penalty),
+            aepo_branch_probability(
+                delta_h, consecutive, tau=c.tau, weight=c.weight, penalty=c.penalty
+            ),
         )
 
     def step(self, reports: Mapping[int, SegmentReport]) -> RoundResult:
@@ -277,8 +301,8 @@ class TreeExpander:
                 )
                 branched_any = False
                 for _ in range(min(c.z_extra, remaining - created_b)):
-                    u, branch = self._decide(src, d_h, l_src)
-                    decisions.append(BranchDecision(self.round, src, d_h, l_src, u, branch))
+                    u, branch, prob = self._decide(src, d_h, l_src)
+                    decisions.append(BranchDecision(self.round, src, d_h, l_src, u, branch, prob))
                     if not branch:
                         continue
                     if c.penalty_counter == "per_path" and not branched_any:
@@ -356,6 +380,11 @@ class TreeExpander:
             "rollout/refills": float(sum(n.kind == "refill" for n in self.nodes)),
             "rollout/branch_decisions": float(len(self.decisions)),
             "rollout/branch_rate": clones / len(self.decisions) if self.decisions else 0.0,
+            "rollout/branch_prob_mean": (
+                sum(d.probability for d in self.decisions) / len(self.decisions)
+                if self.decisions
+                else 0.0
+            ),
             "rollout/max_depth": float(max((n.depth for n in self.nodes), default=0)),
             "rollout/rounds": float(self.round),
         }

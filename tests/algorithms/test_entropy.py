@@ -36,3 +36,26 @@ def test_v12_and_ceiling() -> None:
     assert int(high_entropy_mask(h[:, :2], torch.ones(1, 2)).sum()) == 1  # at least one
     with pytest.raises(ConfigError, match="ratio"):
         high_entropy_mask(h, torch.ones_like(h), ratio=1.5)
+
+
+def test_80_20_ties_are_broken_as_the_released_code_breaks_them() -> None:
+    """Entropies with many ties: the selected tokens are the ones ``torch.topk`` picks from the
+    valid tokens' entropies packed in row-major order (the released code packs, then takes the
+    top-k), not from the padded batch — with ties the two choose different tokens."""
+
+    def released(h: torch.Tensor, mask: torch.Tensor, ratio: float) -> torch.Tensor:
+        valid = mask.reshape(-1) > 0
+        packed = h.reshape(-1)[valid]
+        k = max(1, int(packed.numel() * ratio + 0.9999))
+        where = valid.nonzero().squeeze(1)[torch.topk(packed, k).indices]
+        out = torch.zeros(h.numel(), dtype=torch.bool)
+        out[where] = True
+        return out.view_as(h)
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        b, t = int(torch.randint(1, 6, (1,), generator=g)), 20 * int(torch.randint(1, 6, (1,), generator=g))
+        h = torch.randint(0, 3, (b, t), generator=g).float()
+        mask = (torch.rand(b, t, generator=g) < 0.6).float()
+        mask[0, 0] = 1.0
+        assert torch.equal(high_entropy_mask(h, mask, ratio=0.2), released(h, mask, 0.2))

@@ -397,3 +397,27 @@ def test_prompts_are_visited_by_their_lowest_active_trajectory() -> None:
     assert [d.source for d in res.decisions] == [2, 3, 6, 7, 4, 5]
     assert [(c.prompt, c.parent) for c in res.clones] == [(1, 2), (1, 3), (1, 6), (1, 7), (0, 4), (0, 5)]
     assert [c.node_id for c in res.clones] == [8, 9, 10, 11, 12, 13]
+
+
+@pytest.mark.parametrize("rule, alpha", [("arpo_code", "uniform"), ("aepo_code", "uniform"), ("paper", "uniform"),
+                                         ("paper", 0.6)])
+def test_each_decision_records_the_closed_form_probability_it_was_drawn_under(rule: str, alpha) -> None:
+    """The closed forms are what the expander reports per decision; the realised branch rate
+    agrees with their mean (the closed form of a draw is the probability the draw branches)."""
+    cfg = BranchConfig(n=6, initial=1, z_extra=1, rule=rule, alpha=alpha, entropy_probe="after_tool",
+                       penalty=0.0 if rule == "arpo_code" else 0.05)
+    exp = TreeExpander(cfg, num_prompts=2000, rng=np.random.default_rng(7))
+    exp.start()
+    for rnd in range(1, 4):
+        exp.step({j: SegmentReport(1.0, rnd == 3, 10 * rnd, probe_entropy=1.4) for j in exp.active})
+    for d in exp.decisions:
+        if rule == "arpo_code":
+            assert d.probability == arpo_branch_probability(d.delta_h)
+        elif alpha == "uniform":
+            assert d.probability == aepo_branch_probability(d.delta_h, d.consecutive, penalty=0.05)
+        else:
+            assert d.probability == float(d.branched)
+    stats = exp.stats()
+    n = len(exp.decisions)
+    assert stats["rollout/branch_prob_mean"] == pytest.approx(np.mean([d.probability for d in exp.decisions]))
+    assert stats["rollout/branch_rate"] == pytest.approx(stats["rollout/branch_prob_mean"], abs=4 * math.sqrt(0.25 / n))
