@@ -7,17 +7,21 @@ from typing import Any
 
 __all__ = ["register", "cmd_train", "cmd_quickstart"]
 
-_ALGOS = ("grpo", "grpo_paper", "dapo", "dr_grpo", "rloo", "arpo", "arpo_paper", "aepo", "aepo_paper",
-          "empg", "high_entropy", "gppo", "cispo", "clip_cov", "kl_cov")
-
 
 def register(subparsers: Any) -> None:
     """Add ``train`` and ``quickstart`` to the ``branchgym`` parser."""
+    from branchgym.algorithms.train_config import PRESETS
+
+    width = max(map(len, PRESETS))
     p = subparsers.add_parser(
         "train", help="RL-train a policy on an env (GRPO, DAPO, ARPO, AEPO, EMPG, ...)",
-        description="Train with an algorithm preset, optionally overridden by a YAML file and --set key=value.",
+        description="Train with an algorithm preset, optionally overridden by a YAML file and --set key=value. "
+                    "Every value is checked (type and range) before any model loads.",
+        epilog="presets:\n" + "\n".join(f"  {n:<{width}}  {p.summary}" for n, p in PRESETS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--algo", required=True, choices=_ALGOS, help="algorithm preset")
+    p.add_argument("--algo", default=None, choices=list(PRESETS), metavar="ALGO",
+                   help="algorithm preset (listed below); optional when --config names one with 'algo:'")
     p.add_argument("--env", default=None, help="env id (e.g. WebSearch-Offline-v0) or module:factory")
     p.add_argument("--model", default=None, help="directory of a Hugging Face causal LM")
     p.add_argument("--config", default=None, help="YAML file of TrainConfig fields")
@@ -49,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
-    cfg = load_train_config(args.algo, args.config, overrides)
+    cfg = load_train_config(args.algo, args.config, overrides)  # validated here, before any model loads
     if args.print_config:
         import yaml
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from branchgym.algorithms.registry import AGGREGATIONS, KL_ESTIMATORS
 from branchgym.errors import ConfigError
+from branchgym.fields import Spec, ranged, validate
 
 __all__ = [
     "BranchConfig",
@@ -26,43 +27,58 @@ __all__ = [
     "AEPOConfig",
     "EMPGConfig",
     "EntropyMaskConfig",
+    "PARAM_SPECS",
 ]
 
+# Ranges of the estimators' and losses' keyword arguments, by name: the configs below declare
+# their fields with them, and ``TrainConfig`` checks ``advantage_params`` / ``loss_params``
+# against the registered function's signature with them (a name not listed here is checked for
+# its annotated type only).
+PARAM_SPECS: dict[str, Spec] = {
+    "clip_low": Spec(ge=0.0, le=1.0, hint="PPO/GRPO use 0.2, CISPO 1.0 (no lower bound)"),
+    "clip_high": Spec(ge=0.0, hint="PPO uses 0.2, DAPO 0.28"),
+    "clip_ratio_c": Spec(gt=1.0, hint="the dual-clip c: verl uses 3.0, DAPO 10.0; null disables it"),
+    "eps": Spec(ge=0.0, hint="1e-6 is usual"),
+    "kl_coef": Spec(ge=0.0, hint="GRPO uses 0.04"),
+    "kl_estimator": Spec(choices=lambda: list(KL_ESTIMATORS)),
+    "agg_mode": Spec(choices=lambda: list(AGGREGATIONS)),
+    "norm_constant": Spec(gt=0.0, hint="null means the response budget"),
+    "ratio": Spec(gt=0.0, le=1.0, hint="the 80/20 paper uses 0.2"),
+    "k": Spec(ge=0.0, hint="EMPG's project page uses 1.0"),
+    "k_f": Spec(ge=0.0, hint="EMPG's project page uses 1.0"),
+    "beta_low": Spec(ge=0.0, hint="GPPO uses 1.0"),
+    "beta_high": Spec(ge=0.0, hint="GPPO uses 1.0"),
+    "clip_cov_ratio": Spec(gt=0.0, le=1.0, hint="a fraction of the tokens; the paper uses 2e-4"),
+    "kl_cov_ratio": Spec(gt=0.0, le=1.0, hint="a fraction of the tokens; the paper uses 2e-4"),
+    "ppo_kl_coef": Spec(ge=0.0),
+}
 
-def _choice(owner: str, name: str, value: object, options: tuple[object, ...]) -> None:
-    if value not in options:
-        raise ConfigError(f"{owner}.{name}={value!r} is not one of {list(options)}.")
 
-
-def _check_loss_fields(owner: str, cfg: Any) -> None:
-    _choice(owner, "agg_mode", cfg.agg_mode, tuple(AGGREGATIONS))
-    if not 0.0 <= cfg.clip_low <= 1.0:
-        raise ConfigError(f"{owner}.clip_low={cfg.clip_low!r} must be in [0, 1]; PPO uses 0.2.")
-    if cfg.clip_high < 0.0:
-        raise ConfigError(f"{owner}.clip_high={cfg.clip_high!r} must be ≥ 0; DAPO uses 0.28.")
-    if cfg.clip_ratio_c is not None and not cfg.clip_ratio_c > 1.0:
-        raise ConfigError(f"{owner}.clip_ratio_c={cfg.clip_ratio_c!r} must be > 1 (or None).")
+def _p(default: Any, name: str) -> Any:
+    """A config field with the range of the keyword argument ``name`` in :data:`PARAM_SPECS`."""
+    s = PARAM_SPECS[name]
+    return ranged(default, ge=s.ge, gt=s.gt, le=s.le, lt=s.lt, choices=s.choices, hint=s.hint)
 
 
 @dataclass(frozen=True)
 class BranchConfig:
     """Branch rule and budget of a tree rollout (ARPO §2(b), AEPO §3(b))."""
 
-    n: int = 16
+    n: int = ranged(16, ge=1)
     """M = ``rollout.n``: trajectories per prompt (globals + clones + refills)."""
-    initial: int = 8
+    initial: int = ranged(8, ge=1)
     """N = ``initial_rollouts``: global trajectories per prompt (AEPO: per-prompt m overrides)."""
-    z_extra: int = 1
+    z_extra: int = ranged(1, ge=0, hint="beam_size − 1")
     """clones per active source per round (= ``beam_size − 1``)."""
-    tau: float = 0.5
+    tau: float = ranged(0.5, ge=0.0, le=1.0, hint="ARPO uses 0.5")
     """τ = ``branch_probability``."""
     weight: float = 0.2
     """w = ``entropy_weight`` (the paper's β)."""
-    penalty: float = 0.0
+    penalty: float = ranged(0.0, ge=0.0, hint="AEPO uses 0.05")
     """λ, AEPO's consecutive-branch penalty per round (0.05); 0 = ARPO."""
     rule: Literal["arpo_code", "aepo_code", "paper"] = "arpo_code"
     """decision rule: the ARPO or AEPO code's comparison, or the paper's ``P_t > τ``."""
-    alpha: float | Literal["uniform"] = "uniform"
+    alpha: float | Literal["uniform"] = ranged("uniform", ge=0.0, le=1.0)
     """Q4: α ~ U[0,1) each decision (code), or a constant (paper rule only)."""
     penalty_counter: Literal["per_prompt_round", "per_path"] = "per_prompt_round"
     """Q6: what l counts (AEPO code: per prompt, per round; paper: per path)."""
@@ -74,24 +90,13 @@ class BranchConfig:
     """start one new global per round for a prompt with no active trajectory (both codes)."""
 
     def __post_init__(self) -> None:
+        validate(self)
         o = "BranchConfig"
-        if self.n < 1 or not 1 <= self.initial <= self.n:
+        if not self.initial <= self.n:
             raise ConfigError(
                 f"{o}: need 1 ≤ initial ≤ n, got initial={self.initial!r}, n={self.n!r}."
             )
-        if self.z_extra < 0:
-            raise ConfigError(f"{o}.z_extra={self.z_extra!r} must be ≥ 0 (beam_size − 1).")
-        if not 0.0 <= self.tau <= 1.0:
-            raise ConfigError(f"{o}.tau={self.tau!r} must be in [0, 1]; ARPO uses 0.5.")
-        if self.penalty < 0.0:
-            raise ConfigError(f"{o}.penalty={self.penalty!r} must be ≥ 0; AEPO uses 0.05.")
-        _choice(o, "rule", self.rule, ("arpo_code", "aepo_code", "paper"))
-        _choice(o, "penalty_counter", self.penalty_counter, ("per_prompt_round", "per_path"))
-        _choice(o, "entropy_probe", self.entropy_probe, ("prev_segment", "after_tool"))
-        _choice(o, "h_init", self.h_init, ("per_trajectory", "code_stale_dict"))
         if self.alpha != "uniform":
-            if not isinstance(self.alpha, int | float) or isinstance(self.alpha, bool):
-                raise ConfigError(f"{o}.alpha={self.alpha!r} must be 'uniform' or a number.")
             if self.rule != "paper":
                 raise ConfigError(
                     f"{o}.alpha={self.alpha!r} is a constant, which only the paper rule uses; "
@@ -108,36 +113,29 @@ class BranchConfig:
 class GRPOConfig:
     """GRPO and its variants (DAPO, Dr. GRPO): group z-score advantage + PPO clip (§1)."""
 
-    group_size: int = 16
+    group_size: int = ranged(16, ge=1)
     """G: trajectories per prompt (flat rollout)."""
     scale_by_std: bool = True
     """divide by the group std (False = Dr. GRPO)."""
     std_unbiased: bool = True
     """Q12: unbiased std (verl) or population std."""
-    eps: float = 1e-6
-    clip_low: float = 0.2
-    clip_high: float = 0.2
-    clip_ratio_c: float | None = 3.0
+    eps: float = _p(1e-6, "eps")
+    clip_low: float = _p(0.2, "clip_low")
+    clip_high: float = _p(0.2, "clip_high")
+    clip_ratio_c: float | None = _p(3.0, "clip_ratio_c")
     """dual-clip c; None disables it."""
-    agg_mode: str = "token-mean"
-    norm_constant: float | None = None
+    agg_mode: str = _p("token-mean", "agg_mode")
+    norm_constant: float | None = _p(None, "norm_constant")
     """C for seq-mean-token-sum-norm (default T)."""
-    kl_coef: float = 0.0
-    kl_estimator: str = "k3"
-    overlong_buffer: int | None = None
+    kl_coef: float = _p(0.0, "kl_coef")
+    kl_estimator: str = _p("k3", "kl_estimator")
+    overlong_buffer: int | None = ranged(None, ge=1)
     """DAPO overlong shaping buffer L_buf (None = off)."""
     dynamic_sampling: bool = False
     """DAPO: drop groups whose rewards are all equal."""
 
     def __post_init__(self) -> None:
-        if self.group_size < 1:
-            raise ConfigError(f"GRPOConfig.group_size={self.group_size!r} must be ≥ 1.")
-        if self.eps < 0:
-            raise ConfigError(f"GRPOConfig.eps={self.eps!r} must be ≥ 0.")
-        _check_loss_fields("GRPOConfig", self)
-        _choice("GRPOConfig", "kl_estimator", self.kl_estimator, tuple(KL_ESTIMATORS))
-        if self.kl_coef < 0:
-            raise ConfigError(f"GRPOConfig.kl_coef={self.kl_coef!r} must be ≥ 0; GRPO uses 0.04.")
+        validate(self)
 
     @classmethod
     def paper(cls) -> GRPOConfig:
@@ -189,46 +187,36 @@ class GRPOConfig:
 class ARPOConfig:
     """ARPO: entropy-based adaptive tree rollout + GRPO over the tree (§2)."""
 
-    n: int = 16
+    n: int = ranged(16, ge=1)
     """M = rollout.n."""
-    initial_rollouts: int = 8
+    initial_rollouts: int = ranged(8, ge=1)
     """N global trajectories per prompt."""
-    beam_size: int = 2
+    beam_size: int = ranged(2, ge=1, hint="1 = no branching")
     """Z_extra = beam_size − 1 clones per active source per round."""
-    branch_probability: float = 0.5
+    branch_probability: float = ranged(0.5, ge=0.0, le=1.0, hint="ARPO uses 0.5")
     """τ."""
     entropy_weight: float = 0.2
     """w (β in the paper)."""
-    entropy_top_k: int = 10
+    entropy_top_k: int = ranged(10, ge=1)
     """top-k logprobs per position for H_seg."""
-    entropy_tokens: int = 20
+    entropy_tokens: int = ranged(20, ge=1)
     """first k positions of a segment used for H_seg."""
-    call_limit: int = 3
+    call_limit: int = ranged(3, ge=0)
     entropy_probe: Literal["prev_segment", "after_tool"] = "prev_segment"
     h_init: Literal["per_trajectory", "code_stale_dict"] = "per_trajectory"
-    alpha: float | Literal["uniform"] = "uniform"
+    alpha: float | Literal["uniform"] = ranged("uniform", ge=0.0, le=1.0)
     attribution: Literal["soft", "hard"] = "soft"
     """Q10: soft (released code) or hard (paper) advantage attribution."""
     std_unbiased: bool = True
-    eps: float = 1e-6
-    clip_low: float = 0.2
-    clip_high: float = 0.2
-    clip_ratio_c: float | None = 3.0
-    agg_mode: str = "token-mean"
-    norm_constant: float | None = None
+    eps: float = _p(1e-6, "eps")
+    clip_low: float = _p(0.2, "clip_low")
+    clip_high: float = _p(0.2, "clip_high")
+    clip_ratio_c: float | None = _p(3.0, "clip_ratio_c")
+    agg_mode: str = _p("token-mean", "agg_mode")
+    norm_constant: float | None = _p(None, "norm_constant")
 
     def __post_init__(self) -> None:
-        o = type(self).__name__
-        if self.beam_size < 1:
-            raise ConfigError(f"{o}.beam_size={self.beam_size!r} must be ≥ 1 (1 = no branching).")
-        if self.entropy_top_k < 1 or self.entropy_tokens < 1 or self.call_limit < 0:
-            raise ConfigError(
-                f"{o}: entropy_top_k={self.entropy_top_k!r}, "
-                f"entropy_tokens={self.entropy_tokens!r} "
-                f"must be ≥ 1 and call_limit={self.call_limit!r} ≥ 0."
-            )
-        _choice(o, "attribution", self.attribution, ("soft", "hard"))
-        _check_loss_fields(o, self)
+        validate(self)
         _ = self.branching  # builds a BranchConfig, which validates the branch fields
 
     @classmethod
@@ -290,17 +278,17 @@ class AEPOConfig(ARPOConfig):
     """AEPO: ARPO + pre-monitoring, consecutive-branch penalty, entropy-balanced clipping and
     entropy-aware advantage (§3)."""
 
-    n: int = 12
-    initial_rollouts: int = 6
-    call_limit: int = 6
-    penalty: float = 0.05
+    n: int = ranged(12, ge=1)
+    initial_rollouts: int = ranged(6, ge=1)
+    call_limit: int = ranged(6, ge=0)
+    penalty: float = ranged(0.05, ge=0.0, hint="AEPO uses 0.05")
     """λ per consecutive round."""
     penalty_counter: Literal["per_prompt_round", "per_path"] = "per_prompt_round"
     enable_dynamic_rollouts: bool = False
     """Q8: entropy pre-monitoring of the budget (release scripts: False)."""
     m_rounding: Literal["code_floor_plus_one", "paper_round"] = "code_floor_plus_one"
-    premonitor_beta: float = 0.5
-    initial_entropy_tokens: int = 50
+    premonitor_beta: float = ranged(0.5, ge=0.0)
+    initial_entropy_tokens: int = ranged(50, ge=1)
     balanced_clipping: bool = True
     """stop-gradient on the upper clip (loss ``aepo``); False = plain PPO clip."""
     balanced_advantage: bool = True
@@ -311,15 +299,6 @@ class AEPOConfig(ARPOConfig):
     entropy_coeff: float = 0.0
     entropy_norm_scope: Literal["minibatch", "microbatch"] = "minibatch"
     """Q9: where μ_H, σ_H are taken."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        o = "AEPOConfig"
-        _choice(o, "penalty_counter", self.penalty_counter, ("per_prompt_round", "per_path"))
-        _choice(o, "m_rounding", self.m_rounding, ("code_floor_plus_one", "paper_round"))
-        _choice(o, "entropy_norm_scope", self.entropy_norm_scope, ("minibatch", "microbatch"))
-        if self.penalty < 0:
-            raise ConfigError(f"{o}.penalty={self.penalty!r} must be ≥ 0; AEPO uses 0.05.")
 
     @classmethod
     def paper(cls, **overrides: Any) -> AEPOConfig:
@@ -397,8 +376,8 @@ class AEPOConfig(ARPOConfig):
 class EMPGConfig:
     """EMPG on top of GRPO or DAPO (§4)."""
 
-    k: float = 1.0
-    k_f: float = 1.0
+    k: float = _p(1.0, "k")
+    k_f: float = _p(1.0, "k_f")
     zeta: float = 0.1
     empg_final_norm: Literal["zero_mean_steps", "zero_mean_tokens", "none"] = "zero_mean_steps"
     """Q11."""
@@ -406,16 +385,7 @@ class EMPGConfig:
     """the base algorithm's advantage normalisation and loss."""
 
     def __post_init__(self) -> None:
-        _choice(
-            "EMPGConfig",
-            "empg_final_norm",
-            self.empg_final_norm,
-            ("zero_mean_steps", "zero_mean_tokens", "none"),
-        )
-        if self.k < 0 or self.k_f < 0:
-            raise ConfigError(
-                f"EMPGConfig: k={self.k!r}, k_f={self.k_f!r} must be ≥ 0 (project page: 1.0)."
-            )
+        validate(self)
 
     @classmethod
     def paper(cls) -> EMPGConfig:
@@ -454,22 +424,13 @@ class EMPGConfig:
 class EntropyMaskConfig:
     """Beyond the 80/20 rule: DAPO loss on the top-ρ entropy tokens (§5.2)."""
 
-    ratio: float = 0.2
+    ratio: float = _p(0.2, "ratio")
     entropy_mask_scope: Literal["batch", "microbatch"] = "batch"
     """Q13: select over the whole batch (paper) or each micro-batch (code)."""
     base: GRPOConfig = GRPOConfig.dapo()
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.ratio <= 1.0:
-            raise ConfigError(
-                f"EntropyMaskConfig.ratio={self.ratio!r} must be in (0, 1]; the paper uses 0.2."
-            )
-        _choice(
-            "EntropyMaskConfig",
-            "entropy_mask_scope",
-            self.entropy_mask_scope,
-            ("batch", "microbatch"),
-        )
+        validate(self)
 
     @classmethod
     def paper(cls) -> EntropyMaskConfig:

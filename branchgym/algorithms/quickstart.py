@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from branchgym.errors import ConfigError
+from branchgym.fields import ranged, validate
 
 __all__ = ["QuickstartConfig", "run_quickstart", "evaluate_policy"]
 
@@ -38,54 +39,69 @@ _ENV = "branchgym.algorithms.quickstart_task:make_lookup_env"
 class QuickstartConfig:
     """Sizes and budgets of the quickstart (defaults: one seed in ≤15 min on 2 CPU cores)."""
 
-    out: str = "runs/quickstart"
-    seeds: int = 1
-    minutes_budget: float = 15.0
+    out: str = ranged("runs/quickstart", check=bool, allowed="a non-empty directory path")
+    seeds: int = ranged(1, ge=1, hint="the learning claim uses 3")
+    minutes_budget: float = ranged(15.0, gt=0.0)
     """wall-clock budget; RL phases stop early (and say so) to keep within it."""
-    hidden: int = 128
-    layers: int = 2
-    vocab_size: int = 1024
-    sft_steps: int = 600
+    hidden: int = ranged(128, ge=32, check=lambda h: h % 32 == 0, allowed="a multiple of the head size 32")
+    layers: int = ranged(2, ge=1)
+    vocab_size: int = ranged(1024, ge=300, hint="byte-level BPE needs 256 byte tokens plus the tags")
+    sft_steps: int = ranged(600, ge=0)
     """upper bound on SFT steps (early stopping on ``sft_target_accuracy`` usually ends it sooner)."""
-    sft_batch_size: int = 32
-    sft_lr: float = 3e-3
-    sft_target_accuracy: float = 0.5
+    sft_batch_size: int = ranged(32, ge=1)
+    sft_lr: float = ranged(3e-3, gt=0.0)
+    sft_target_accuracy: float = ranged(0.5, ge=0.0)
     """SFT stops once validation accuracy (T = 1) reaches this: an imperfect start RL can improve,
     at the same level for every seed. Set above 1 to always run ``sft_steps``."""
-    sft_eval_every: int = 20
-    sft_eval_every_close: int = 5
+    sft_eval_every: int = ranged(20, ge=1, hint="SFT steps between checks")
+    sft_eval_every_close: int = ranged(5, ge=1, hint="SFT steps between checks")
     """check this often once validation accuracy passes a quarter of the target: the jump from
     ~0.1 to ~0.7 takes only a few dozen steps."""
-    sft_eval_samples: int = 2
+    sft_eval_samples: int = ranged(2, ge=1)
     """samples per validation task at each SFT check (64 tasks)."""
-    rl_steps: int = 60
-    rl_lr: float = 2e-4
-    prompts_per_step: int = 8
-    group_size: int = 8
+    rl_steps: int = ranged(60, ge=1)
+    rl_lr: float = ranged(2e-4, gt=0.0)
+    prompts_per_step: int = ranged(8, ge=1)
+    group_size: int = ranged(8, ge=1)
     """G for GRPO, and the tree size n for AEPO (equal trajectory counts)."""
-    aepo_initial: int = 4
+    aepo_initial: int = ranged(4, ge=1)
     """N global trajectories per prompt for AEPO."""
-    max_new_tokens: int = 32
-    max_response_tokens: int = 128
-    eval_tasks: int = 100
-    eval_samples: int = 4
+    max_new_tokens: int = ranged(32, ge=1)
+    max_response_tokens: int = ranged(128, ge=1)
+    eval_tasks: int = ranged(100, ge=1)
+    eval_samples: int = ranged(4, ge=1)
     """samples per held-out task at T = 1 (pass@1 is their mean); greedy is reported too."""
-    threads: int = 1
+    threads: int = ranged(1, ge=1)
     """torch threads; 1 avoids OpenMP spin-waits fighting the env and sandbox for 2 cores."""
-    sft_model: str | None = None
+    sft_model: str | None = ranged(None, check=bool, allowed="a model directory")
     """reuse this SFT model for every seed (skip build + SFT); then only the RL phases and the
     evaluation sampling vary with the seed, and the report says so."""
 
     def __post_init__(self) -> None:
-        if self.seeds < 1:
-            raise ConfigError(f"seeds={self.seeds!r} must be ≥ 1 (the learning claim uses 3).")
-        if self.minutes_budget <= 0:
-            raise ConfigError(f"minutes_budget={self.minutes_budget!r} must be > 0.")
-        if self.sft_eval_every < 1 or self.sft_eval_every_close < 1:
-            raise ConfigError(f"sft_eval_every={self.sft_eval_every!r} and sft_eval_every_close="
-                              f"{self.sft_eval_every_close!r} must be ≥ 1 (SFT steps between checks).")
-        if not 1 <= self.aepo_initial <= self.group_size:
+        validate(self)
+        if not self.aepo_initial <= self.group_size:
             raise ConfigError(f"aepo_initial={self.aepo_initial!r} must be in [1, group_size={self.group_size}].")
+        for algo in ("grpo", "aepo"):  # the RL phases' configs, checked now rather than after SFT
+            try:
+                self.train_config(algo, model="", out=self.out, seed=0)
+            except ConfigError as e:
+                raise ConfigError(f"QuickstartConfig gives a bad {algo} config: {e}") from None
+
+    def train_config(self, algo: str, *, model: str, out: str, seed: int) -> Any:
+        """The :class:`~branchgym.algorithms.train_config.TrainConfig` of an RL phase."""
+        from branchgym.algorithms.train_config import preset
+
+        extra: dict[str, Any] = {}
+        if algo == "aepo":
+            extra["branching"] = {"n": self.group_size, "initial": self.aepo_initial, "z_extra": 1,
+                                  "penalty": 0.05, "rule": "aepo_code", "weight": 0.2}
+        return preset(
+            algo, env=_ENV, model=model, out=out, seed=seed, steps=self.rl_steps,
+            prompts_per_step=self.prompts_per_step, group_size=self.group_size, max_new_tokens=self.max_new_tokens,
+            max_response_tokens=self.max_response_tokens, lr=self.rl_lr, call_limit=2, checkpoint_every=10**6,
+            entropy_source="exact", threads=self.threads, tensorboard=True, progress=True, micro_batch_size=32,
+            **extra,
+        )
 
     def replace(self, **changes: Any) -> QuickstartConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -128,19 +144,9 @@ def evaluate_policy(model: str | Path | Any, *, split: str = "test", tasks: int 
 
 
 def _rl(algo: str, model: Path, out: Path, cfg: QuickstartConfig, seed: int, deadline: float) -> dict[str, Any]:
-    from branchgym.algorithms.train_config import preset
     from branchgym.algorithms.trainer import Trainer
 
-    extra: dict[str, Any] = {}
-    if algo == "aepo":
-        extra["branching"] = {"n": cfg.group_size, "initial": cfg.aepo_initial, "z_extra": 1, "penalty": 0.05,
-                              "rule": "aepo_code", "weight": 0.2}
-    tc = preset(
-        algo, env=_ENV, model=str(model), out=str(out), seed=seed, steps=cfg.rl_steps,
-        prompts_per_step=cfg.prompts_per_step, group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
-        max_response_tokens=cfg.max_response_tokens, lr=cfg.rl_lr, call_limit=2, checkpoint_every=10**6,
-        entropy_source="exact", threads=cfg.threads, tensorboard=True, progress=True, micro_batch_size=32, **extra,
-    )
+    tc = cfg.train_config(algo, model=str(model), out=str(out), seed=seed)
     shutil.rmtree(out, ignore_errors=True)
     trainer = Trainer(tc, resume=False)
     t0 = time.perf_counter()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from branchgym.errors import ConfigError
+from branchgym.fields import ranged, validate
 
 __all__ = ["SFTConfig", "SFTExample", "oracle_examples", "sft_train"]
 
@@ -24,22 +25,19 @@ __all__ = ["SFTConfig", "SFTExample", "oracle_examples", "sft_train"]
 class SFTConfig:
     """Supervised fine-tuning hyper-parameters."""
 
-    steps: int = 200
+    steps: int = ranged(200, ge=0)
     """optimizer steps."""
-    batch_size: int = 16
+    batch_size: int = ranged(16, ge=1)
     """examples per step."""
-    lr: float = 3e-3
+    lr: float = ranged(3e-3, gt=0.0, hint="e.g. 3e-3 for the tiny model")
     """AdamW learning rate (tiny models need large ones)."""
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 0
+    weight_decay: float = ranged(0.0, ge=0.0)
+    max_grad_norm: float = ranged(1.0, gt=0.0, hint="1.0 is usual")
+    seed: int = ranged(0, ge=0)
     """seeds the example order."""
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 1:
-            raise ConfigError(f"SFTConfig: steps={self.steps!r} must be ≥ 0 and batch_size={self.batch_size!r} ≥ 1.")
-        if not self.lr > 0:
-            raise ConfigError(f"SFTConfig.lr={self.lr!r} must be > 0 (e.g. 3e-3 for the tiny model).")
+        validate(self)
 
 
 @dataclass(frozen=True)
