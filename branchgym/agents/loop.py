@@ -1,38 +1,60 @@
-"""The token-in/token-out agent loop: ``run_episode``, ``run_episodes`` and ``LiveEpisode``.
+"""The rollout engine's round loop: ``run_round``, ``LiveEpisode``, ``run_episodes``.
 
-Exact token ids throughout (DESIGN.md §4; verl's agent-loop docs explain why): the prompt comes
-from the tokenizer's chat template over ``info["messages"]``; model tokens are appended as the
-policy returned them (loss mask 1); each env observation (already wrapped in the protocol's
-result tags) is tokenised on its own and appended (loss mask 0). Decoded text is only ever sent
-to the env, never re-tokenised.
+Every rollout in branchgym goes through :func:`run_round` (docs/rollout.md): the flat and tree
+rollouts of the trainer and the benchmarks, ``branchgym eval`` with an LLM policy, and
+:func:`run_episodes` here. A round
 
-Generation stops at the protocol's stop strings (``env.unwrapped.protocol.stop_strings``). A
-segment that ends in a stop string or EOS is sent to ``env.step``; one cut by the token limit
-continues in the next round while the response budget lasts (what ARPO's rollout does).
+1. generates one segment for every live episode in **one** batched call to the generator (seam
+   a, :class:`~branchgym.agents.policy.TokenGenerator`), with the protocol's stop strings;
+2. appends the tokens as sampled (loss mask 1) and reads each segment's entropy;
+3. runs the tool calls (``step`` of seam b, :class:`~branchgym.envs.handle.EnvHandle`) of all
+   episodes whose segment ended **at the same time** on a bounded thread pool
+   (:class:`ToolExecutor`), and applies their results in episode order, so the trajectories equal
+   those of a sequential loop; an exception in one ``step`` ends that episode only
+   (``end_reason == "env_error"``);
+4. appends each observation's own token ids (loss mask 0; text is never re-tokenised).
 
-``LiveEpisode`` is the resumable unit that tree rollouts build on: ``advance(episodes, ...)``
-generates one segment for every live episode in one batched ``generate`` call and steps the envs;
-``LiveEpisode.fork()`` clones the env (sandbox included) and the trajectory prefix.
+Exact token ids throughout (DESIGN.md §4): the prompt comes from the chat template over
+``info["messages"]``; decoded text is only ever sent to the env. A segment cut by the token limit
+continues in the next round while the response budget lasts (what ARPO's rollout does), unless the
+episode was started with ``each_call_is_a_turn`` (``branchgym eval``: every generation call is one
+turn sent to the env, and an EOS does not end the episode).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from typing import Any
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
 
 from branchgym.agents.entropy import ARPO_ENTROPY_TOKENS, arpo_segment_entropy
-from branchgym.agents.policy import Completion, Policy, SamplingParams
+from branchgym.agents.policy import Completion, SamplingParams, generate_with
 from branchgym.agents.trajectory import Segment, Step, ToolCall, Trajectory
+from branchgym.envs.handle import EnvHandle, as_env_handle
 from branchgym.errors import ConfigError
 
-__all__ = ["LiveEpisode", "advance", "run_episode", "run_episodes", "protocol_stop_strings"]
+__all__ = [
+    "LiveEpisode", "run_round", "run_episode", "run_episodes", "protocol_stop_strings", "PhaseTimer",
+    "ToolExecutor", "ToolSpan", "SegmentResult", "segment_entropy_of", "EntropySource",
+    "DEFAULT_TOOL_WORKERS",
+]
+
+EntropySource = Literal["topk", "exact"]
+DEFAULT_TOOL_WORKERS = 32
+"""Most tool calls run at once by default; a round with fewer live episodes uses fewer threads."""
 
 _node_ids = itertools.count(1)
 
 
 def protocol_stop_strings(env: Any) -> tuple[str, ...]:
     """The stop strings of the env's tool-call protocol (empty if it declares none)."""
+    if isinstance(env, EnvHandle):
+        return tuple(env.stop_strings)
     proto = getattr(getattr(env, "unwrapped", env), "protocol", None)
     return tuple(getattr(proto, "stop_strings", ()) or ())
 
@@ -44,44 +66,142 @@ def _tool_name(stop: str | None) -> str:
     return stop or ""
 
 
+@dataclass(frozen=True)
+class ToolSpan:
+    """One ``step`` call as the engine ran it: ``perf_counter`` start/end, and its error if any."""
+
+    node_id: int
+    round: int
+    start: float
+    end: float
+    error: str | None = None
+
+
+@dataclass
+class PhaseTimer:
+    """Seconds per phase (``generation``, ``tools``, ``clone``, ``reset``, ``close``), counters,
+    and the span of every tool call (``tool_spans``), which shows whether calls overlapped."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    tool_spans: list[ToolSpan] = field(default_factory=list)
+    rounds: int = 0
+
+    def add(self, phase: str, dt: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + dt
+
+    def count(self, key: str, k: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + k
+
+    def timed(self, phase: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.add(phase, time.perf_counter() - t0)
+
+
+class ToolExecutor:
+    """Runs a round's tool calls at the same time on at most ``max_workers`` threads.
+
+    ``max_workers=None`` means :data:`DEFAULT_TOOL_WORKERS`; threads start only as calls need them,
+    so a round with n calls uses min(n, max_workers). ``max_workers=1`` runs the calls one after
+    another in the calling thread (the sequential baseline). Results come back in call order.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ConfigError(f"tool_workers must be an int >= 1 or None (default {DEFAULT_TOOL_WORKERS}), "
+                              f"got {max_workers!r}")
+        self.max_workers = max_workers or DEFAULT_TOOL_WORKERS
+        self._pool: ThreadPoolExecutor | None = None
+
+    def map(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """``[call() for call in calls]``, run concurrently; a call must not raise."""
+        if self.max_workers == 1 or len(calls) <= 1:
+            return [call() for call in calls]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="branchgym-tool")
+        futures = [self._pool.submit(call) for call in calls]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> ToolExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def segment_entropy_of(
+    c: Completion, vocab_size: int, source: EntropySource, max_tokens: int = ARPO_ENTROPY_TOKENS
+) -> float:
+    """H_seg of a completion's first ≤``max_tokens`` positions, divided by ln|V| (docs/algorithms.md).
+
+    ``topk``: ARPO's truncated top-k entropy (needs ``logprobs_topk`` > 0 in the sampling
+    params); ``exact``: the same sum with the exact per-token entropies from the logits.
+    """
+    if source == "topk":
+        if c.top_logprobs is None:
+            raise ConfigError(
+                "entropy_source='topk' needs top-k logprobs; set logprobs_topk=10 in the rollout "
+                "sampling params (ARPO) or use entropy_source='exact'."
+            )
+        return arpo_segment_entropy(c.top_logprobs[:max_tokens], vocab_size)
+    if source == "exact":
+        return sum(c.entropies[:max_tokens]) / math.log(vocab_size)
+    raise ConfigError(f"entropy_source={source!r}; use 'topk' or 'exact'.")
+
+
 class LiveEpisode:
-    """An env being played by a policy, with its :class:`Trajectory` so far."""
+    """An env (behind its :class:`EnvHandle`) being played, with its :class:`Trajectory` so far."""
 
     def __init__(
-        self, env: Any, trajectory: Trajectory, stop: tuple[str, ...], max_response_tokens: int
+        self, handle: EnvHandle, trajectory: Trajectory, stop: tuple[str, ...],
+        max_response_tokens: int | None, *, each_call_is_a_turn: bool = False,
     ) -> None:
-        self.env = env
+        self.handle = handle
         self.trajectory = trajectory
         self.stop = stop
         self.max_response_tokens = max_response_tokens
+        self.each_call_is_a_turn = each_call_is_a_turn
         self._open_segment = False  # the last segment was cut by length and continues
 
     @classmethod
     def start(
         cls,
         env: Any,
-        policy: Policy,
+        generator: Any,
         *,
         seed: int | None = None,
         options: dict[str, Any] | None = None,
         extra_stop: Sequence[str] = (),
-        max_response_tokens: int = 4096,
+        max_response_tokens: int | None = 4096,
+        each_call_is_a_turn: bool = False,
     ) -> LiveEpisode:
-        """``env.reset``; the prompt ids come from ``info["messages"]`` and the chat template."""
-        if max_response_tokens < 1:
-            raise ConfigError(f"max_response_tokens must be >= 1, got {max_response_tokens!r}")
-        obs, info = env.reset(seed=seed, options=options)
+        """Start an episode on ``env`` (a gym env or an :class:`EnvHandle`); the prompt ids come
+        from ``info["messages"]`` and the chat template. ``max_response_tokens=None``: no budget."""
+        if max_response_tokens is not None and max_response_tokens < 1:
+            raise ConfigError(f"max_response_tokens must be >= 1 (or None), got {max_response_tokens!r}")
+        handle = as_env_handle(env)
+        obs, info = handle.start(seed=seed, options=options)
         messages = info.get("messages")
         if not messages:
             # An env without chat messages: treat the observation as the user turn.
             messages = [{"role": "user", "content": obs}]
-        prompt_ids = policy.encode_chat(messages)
-        prompt_text = policy.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
-        traj = Trajectory(prompt_ids=prompt_ids, prompt_text=prompt_text, info=dict(info))
-        stop = tuple(dict.fromkeys((*protocol_stop_strings(env), *extra_stop)))
-        return cls(env, traj, stop, max_response_tokens)
+        prompt_ids = generator.encode_chat(messages)
+        traj = Trajectory(prompt_ids=prompt_ids, prompt_text=generator.decode(prompt_ids), info=dict(info))
+        stop = tuple(dict.fromkeys((*handle.stop_strings, *extra_stop)))
+        return cls(handle, traj, stop, max_response_tokens, each_call_is_a_turn=each_call_is_a_turn)
+
+    @property
+    def env(self) -> Any:
+        """The env behind the handle (the handle itself when it wraps none, e.g. a remote one)."""
+        return getattr(self.handle, "env", self.handle)
 
     @property
     def done(self) -> bool:
@@ -89,6 +209,8 @@ class LiveEpisode:
 
     @property
     def budget_left(self) -> int:
+        if self.max_response_tokens is None:
+            return sys.maxsize
         return self.max_response_tokens - len(self.trajectory.response_ids)
 
     @property
@@ -96,25 +218,21 @@ class LiveEpisode:
         return self.trajectory.token_ids
 
     def fork(self) -> LiveEpisode:
-        """An independent continuation: cloned env (sandbox forked) and copied trajectory."""
-        from branchgym.envs.clone import clone as clone_env
-
+        """An independent continuation: cloned env handle (sandbox forked) and copied trajectory."""
         child = LiveEpisode(
-            clone_env(self.env),
-            self.trajectory.fork(next(_node_ids)),
-            self.stop,
-            self.max_response_tokens,
+            self.handle.clone(), self.trajectory.fork(next(_node_ids)), self.stop,
+            self.max_response_tokens, each_call_is_a_turn=self.each_call_is_a_turn,
         )
         child._open_segment = self._open_segment
         return child
 
     # -- one round ---------------------------------------------------------------------------
 
-    def record(self, c: Completion, policy: Policy) -> bool:
+    def record(self, c: Completion, generator: Any) -> bool:
         """Append a completion; returns True when the segment is finished and goes to the env."""
         t = self.trajectory
         start = len(t.response_ids)
-        text = policy.decode(c.token_ids)  # eos included, so decode(token_ids) == transcript
+        text = generator.decode(c.token_ids)  # eos included, so decode(token_ids) == transcript
         t.append_model(c.token_ids, c.logprobs, c.entropies, text)
         if self._open_segment:
             seg = t.segments[-1]
@@ -124,96 +242,234 @@ class LiveEpisode:
             t.segments.append(seg)
         if c.top_logprobs is not None and len(seg.top_logprobs) < ARPO_ENTROPY_TOKENS:
             seg.top_logprobs.extend(c.top_logprobs[: ARPO_ENTROPY_TOKENS - len(seg.top_logprobs)])
-            seg.entropy = arpo_segment_entropy(seg.top_logprobs, policy.vocab_size)
+            seg.entropy = arpo_segment_entropy(seg.top_logprobs, generator.vocab_size)
         seg.finish_reason, seg.stop_string = c.finish_reason, c.stop_string
         if c.finish_reason == "length":
-            self._open_segment = self.budget_left > 0
-            if not self._open_segment:
+            if self.budget_left <= 0:
+                self._open_segment = False
                 t.truncated, t.end_reason = True, "response_budget"
-            return False
+                return False
+            self._open_segment = not self.each_call_is_a_turn
+            return self.each_call_is_a_turn
         self._open_segment = False
         return True
 
-    def step_env(self, policy: Policy) -> None:
-        """Send the finished segment's text to the env and append the observation (mask 0)."""
+    def action_text(self, generator: Any) -> str:
+        """The text of the finished segment, as sent to the env (a final EOS token left out)."""
         t = self.trajectory
-        seg_i = len(t.segments) - 1
-        seg = t.segments[seg_i]
+        seg = t.segments[-1]
         ids = t.response_ids[seg.start : seg.end]
         if seg.finish_reason == "eos":
             ids = ids[:-1]
-        action = policy.decode(ids)
-        obs, reward, terminated, truncated, info = self.env.step(action)
+        return generator.decode(ids)
+
+    def apply_step(self, action: str, result: Any, generator: Any) -> None:
+        """Record what ``step(action)`` returned and append the observation's ids (mask 0)."""
+        obs, reward, terminated, truncated, info = result
+        t = self.trajectory
+        seg_i = len(t.segments) - 1
+        seg = t.segments[seg_i]
         t.reward += float(reward)
         t.info = dict(info)
         span = (len(t.response_ids), len(t.response_ids))
         if not (terminated or truncated) and obs:
-            span = t.append_env(policy.encode(obs), obs)
-        t.steps.append(
-            Step(
-                seg_i,
-                action,
-                obs,
-                span,
-                float(reward),
-                bool(terminated),
-                bool(truncated),
-                bool(info.get("invalid_action", False)),
-            )
-        )
+            span = t.append_env(generator.encode(obs), obs)
+        t.steps.append(Step(seg_i, action, obs, span, float(reward), bool(terminated), bool(truncated),
+                            bool(info.get("invalid_action", False))))
         # A tool call is a stop that the env executed and answered (not an answer, not refused).
-        if seg.finish_reason == "stop" and not (
-            terminated or truncated or info.get("invalid_action")
-        ):
+        if seg.finish_reason == "stop" and not (terminated or truncated or info.get("invalid_action")):
             tool = info.get("tool") or _tool_name(seg.stop_string)  # hermes: the function name
             t.tool_calls.append(ToolCall(seg_i, seg.end - 1, str(tool), span))
         if terminated or truncated:
             t.terminated, t.truncated = bool(terminated), bool(truncated)
             t.end_reason = "terminated" if terminated else "env_truncated"
-        elif seg.finish_reason == "eos":
+        elif seg.finish_reason == "eos" and not self.each_call_is_a_turn:
             # The model ended its turn without finishing the task: nothing more will come.
             t.truncated, t.end_reason = True, "eos_without_answer"
         elif self.budget_left <= 0:
             t.truncated, t.end_reason = True, "response_budget"
 
+    def fail_step(self, action: str, error: BaseException) -> None:
+        """``step(action)`` raised: end the trajectory and keep the error (``info["env_error"]``)."""
+        t = self.trajectory
+        text = f"{type(error).__name__}: {error}"
+        n = len(t.response_ids)
+        t.steps.append(Step(len(t.segments) - 1, action, text, (n, n), 0.0, False, True))
+        t.info = {**t.info, "env_error": text}
+        t.truncated, t.end_reason = True, "env_error"
 
-def advance(episodes: Sequence[LiveEpisode], policy: Policy, params: SamplingParams) -> None:
-    """Generate one segment for every live episode (batched per token limit) and step the envs."""
+
+class SegmentResult(NamedTuple):
+    """What one round did for one episode: the completion, its H_seg (None when not asked) and
+    whether the segment ended in a tool call that the env executed."""
+
+    completion: Completion
+    entropy: float | None
+    tool_called: bool
+
+
+def _clip_completion(c: Completion, budget: int, generator: Any) -> Completion:
+    """Cut a completion to ``budget`` tokens (the episode's response budget) as a 'length' stop."""
+    if len(c.token_ids) <= budget:
+        return c
+    ids = c.token_ids[:budget]
+    return Completion(
+        token_ids=ids, logprobs=c.logprobs[:budget], entropies=c.entropies[:budget],
+        text=generator.decode(ids), finish_reason="length", stop_string=None,
+        top_logprobs=None if c.top_logprobs is None else c.top_logprobs[:budget],
+        entropy_kind=c.entropy_kind, prompt_index=c.prompt_index, meta=c.meta,
+    )
+
+
+def _close(ep: LiveEpisode, timer: PhaseTimer) -> None:
+    """Release a finished episode's env (its sandbox session) at once; the trajectory stays."""
+    t0 = time.perf_counter()
+    try:
+        ep.handle.close()
+    except Exception:
+        if ep.trajectory.end_reason != "env_error":  # a broken env may fail to close as well
+            raise
+    finally:
+        timer.add("close", time.perf_counter() - t0)
+
+
+def _timed_step(handle: EnvHandle, action: str) -> tuple[Any, float, float]:
+    t0 = time.perf_counter()
+    try:
+        result: Any = handle.step(action)
+    except Exception as exc:  # this trajectory's failure, not the round's
+        result = exc
+    return result, t0, time.perf_counter()
+
+
+def run_round(
+    episodes: Sequence[LiveEpisode],
+    generator: Any,
+    params: SamplingParams,
+    *,
+    call_limit: int | None = None,
+    timer: PhaseTimer | None = None,
+    entropy_source: EntropySource | None = None,
+    tools: ToolExecutor | None = None,
+    close_finished: bool = True,
+) -> dict[int, SegmentResult]:
+    """One round: one segment for every live episode, then all their tool calls at once.
+
+    Args:
+        episodes: the episodes; finished ones are skipped.
+        generator: a :class:`~branchgym.agents.policy.TokenGenerator` (or the async form).
+        params: sampling params (``n`` must be 1); their stop strings join each episode's.
+        call_limit: ARPO's per-trajectory tool-call limit: a call over it ends the trajectory
+            without running the tool (``end_reason == "call_limit"``), as the released code
+            appends EOS.
+        timer: accumulates seconds, counters and tool-call spans.
+        entropy_source: compute each segment's H_seg from ``"topk"`` logprobs or ``"exact"``
+            entropies (tree rollouts read it); None skips it.
+        tools: the executor for the tool calls (default: a fresh one with default size).
+        close_finished: close the env handle of an episode as soon as it ends.
+
+    Returns:
+        Per index into ``episodes`` (live ones only), a :class:`SegmentResult`.
+    """
     if params.n != 1:
         raise ConfigError(
-            f"the agent loop samples one completion per episode (params.n={params.n}); "
-            "run several envs (or fork a LiveEpisode) for more"
+            f"the engine samples one completion per episode (params.n={params.n}); run more "
+            "episodes (a larger group) or fork a LiveEpisode for more"
         )
-    live = [e for e in episodes if not e.done]
-    groups: dict[tuple[int, tuple[str, ...]], list[LiveEpisode]] = {}
-    for e in live:
-        key = (
-            min(params.max_new_tokens, e.budget_left),
-            tuple(dict.fromkeys((*e.stop, *params.stop))),
-        )
-        groups.setdefault(key, []).append(e)
-    finished: list[LiveEpisode] = []
-    for (max_new, stop), group in groups.items():
-        p = params.replace(max_new_tokens=max_new, stop=stop)
-        completions = policy.generate([e.context_ids for e in group], p)
-        for e, c in zip(group, completions, strict=False):
-            if e.record(c, policy):
-                finished.append(e)
-    for e in finished:
-        e.step_env(policy)
+    timer = timer if timer is not None else PhaseTimer()
+    live = [i for i, e in enumerate(episodes) if not e.done]
+    if not live:
+        return {}
+    timer.rounds += 1
+    stop = tuple(dict.fromkeys((*params.stop, *(s for i in live for s in episodes[i].stop))))
+    # One call for the whole round; per-episode budgets are applied by cutting afterwards.
+    max_new = max(1, min(params.max_new_tokens, max(episodes[i].budget_left for i in live)))
+    p = params.replace(max_new_tokens=max_new, stop=stop)
+    t0 = time.perf_counter()
+    completions = generate_with(generator, [episodes[i].context_ids for i in live], p)
+    timer.add("generation", time.perf_counter() - t0)
+    timer.count("generate_calls")
+    if len(completions) != len(live):
+        raise ConfigError(f"{type(generator).__name__}.generate returned {len(completions)} completions for "
+                          f"{len(live)} prompts; a token generator returns one per prompt when n=1")
+    out: dict[int, SegmentResult] = {}
+    to_step: list[int] = []
+    for i, c in zip(live, completions):
+        ep = episodes[i]
+        c = _clip_completion(c, ep.budget_left, generator)
+        timer.count("generated_tokens", len(c.token_ids))
+        h = None if entropy_source is None else segment_entropy_of(c, generator.vocab_size, entropy_source)
+        out[i] = SegmentResult(c, h, False)
+        if not ep.record(c, generator):
+            if ep.done and close_finished:  # response budget used up
+                _close(ep, timer)
+            continue
+        seg = ep.trajectory.segments[-1]
+        if seg.finish_reason == "stop" and call_limit is not None and ep.trajectory.num_tool_calls >= call_limit:
+            # Over ARPO's call_limit: the released code appends EOS and ends the trajectory
+            # without running the tool (no answer, so the reward stays 0).
+            t = ep.trajectory
+            t.truncated, t.end_reason = True, "call_limit"
+            if close_finished:
+                _close(ep, timer)
+            continue
+        to_step.append(i)
+    _step_all([episodes[i] for i in to_step], to_step, out, generator, timer, tools)
+    if close_finished:
+        for i in to_step:
+            if episodes[i].done:
+                _close(episodes[i], timer)
+    return out
+
+
+def _step_all(
+    eps: list[LiveEpisode], idx: list[int], out: dict[int, SegmentResult], generator: Any,
+    timer: PhaseTimer, tools: ToolExecutor | None,
+) -> None:
+    """Run every episode's ``step`` concurrently, then apply the results in episode order."""
+    if not eps:
+        return
+    actions = [ep.action_text(generator) for ep in eps]  # tokenizers stay on this thread
+    calls = [lambda h=ep.handle, a=a: _timed_step(h, a) for ep, a in zip(eps, actions)]
+    t0 = time.perf_counter()
+    if tools is None:
+        with ToolExecutor() as pool:
+            results = pool.map(calls)
+    else:
+        results = tools.map(calls)
+    timer.add("tools", time.perf_counter() - t0)
+    for i, ep, action, (result, start, end) in zip(idx, eps, actions, results):
+        error = None
+        calls_before = ep.trajectory.num_tool_calls
+        if isinstance(result, BaseException):
+            ep.fail_step(action, result)
+            error = ep.trajectory.info["env_error"]
+            timer.count("tool_errors")
+        else:
+            ep.apply_step(action, result, generator)
+        timer.tool_spans.append(ToolSpan(ep.trajectory.node_id, timer.rounds, start, end, error))
+        called = ep.trajectory.num_tool_calls > calls_before
+        if called:
+            timer.count("tool_calls")
+        out[i] = out[i]._replace(tool_called=called)
 
 
 def run_episodes(
     envs: Sequence[Any],
-    policy: Policy,
+    generator: Any,
     params: SamplingParams,
     *,
     seeds: Sequence[int | None] | None = None,
     options: Sequence[dict[str, Any] | None] | None = None,
-    max_response_tokens: int = 4096,
+    max_response_tokens: int | None = 4096,
     max_rounds: int = 1000,
+    tool_workers: int | None = None,
 ) -> list[Trajectory]:
-    """Play one episode in each env, generating for all of them in batched calls."""
+    """Play one episode in each env (gym envs or env handles), all in the same rounds.
+
+    The envs are the caller's: they are not closed. ``tool_workers`` bounds the tool calls run
+    at once (default :data:`DEFAULT_TOOL_WORKERS`).
+    """
     n = len(envs)
     if seeds is not None and len(seeds) != n:
         raise ConfigError(f"got {len(seeds)} seeds for {n} envs; give one per env (or None)")
@@ -221,27 +477,23 @@ def run_episodes(
         raise ConfigError(f"got {len(options)} options for {n} envs; give one per env (or None)")
     episodes = [
         LiveEpisode.start(
-            env,
-            policy,
-            seed=None if seeds is None else seeds[i],
-            options=None if options is None else options[i],
-            extra_stop=params.stop,
+            env, generator, seed=None if seeds is None else seeds[i],
+            options=None if options is None else options[i], extra_stop=params.stop,
             max_response_tokens=max_response_tokens,
         )
         for i, env in enumerate(envs)
     ]
-    for _ in range(max_rounds):
-        if all(e.done for e in episodes):
-            break
-        advance(episodes, policy, params)
+    with ToolExecutor(tool_workers) as tools:
+        for _ in range(max_rounds):
+            if all(e.done for e in episodes):
+                break
+            run_round(episodes, generator, params, tools=tools, close_finished=False)
     for e in episodes:
         if not e.done:
             e.trajectory.truncated, e.trajectory.end_reason = True, "max_rounds"
     return [e.trajectory for e in episodes]
 
 
-def run_episode(
-    env: Any, policy: Policy, params: SamplingParams, *, seed: int | None = None, **kw: Any
-) -> Trajectory:
+def run_episode(env: Any, generator: Any, params: SamplingParams, *, seed: int | None = None, **kw: Any) -> Trajectory:
     """Play one episode; see :func:`run_episodes` for the keyword arguments."""
-    return run_episodes([env], policy, params, seeds=[seed], **kw)[0]
+    return run_episodes([env], generator, params, seeds=[seed], **kw)[0]

@@ -58,6 +58,7 @@ class OpenAIPolicy(Policy):
     """
 
     name = "openai"
+    concurrent_generate = True  # one HTTP request per call; the server batches concurrent ones
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""The token-in/token-out policy contract: ``SamplingParams``, ``Completion`` and ``Policy``.
+"""The token-in/token-out generator contract: ``SamplingParams``, ``Completion``, the
+``TokenGenerator`` / ``AsyncTokenGenerator`` protocols and the ``Policy`` base class.
 
 Every backend (transformers, vLLM, an OpenAI-compatible server) takes prompts as token ids and
 returns generated token ids with per-token logprobs and entropies, so that the agent loop and the
@@ -14,18 +15,27 @@ Conventions shared by all backends:
   (``entropy_kind == "topk"``; ALGORITHMS.md §2(b)).
 - A stop string ends generation at the token that completes it; that token is kept, so the
   text ends with the stop string (what ARPO's ``include_stop_str_in_output`` does).
+
+The rollout engine (``branchgym.agents.loop``; docs/rollout.md) accepts any object that satisfies
+:class:`TokenGenerator` (sync) or :class:`AsyncTokenGenerator` (async): ``HFPolicy``,
+``VLLMPolicy``, ``OpenAIPolicy``, or an integration's own server client, with no subclassing.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from branchgym.errors import ConfigError
 
-__all__ = ["SamplingParams", "Completion", "Policy", "FinishReason", "validate_prompts"]
+__all__ = [
+    "SamplingParams", "Completion", "Policy", "FinishReason", "validate_prompts",
+    "TokenGenerator", "AsyncTokenGenerator", "generate_with",
+]
 
 FinishReason = Literal["stop", "length", "eos"]
 
@@ -111,7 +121,8 @@ class SamplingParams:
 class Completion:
     """One generated continuation of a prompt.
 
-    ``token_ids``, ``logprobs`` and ``entropies`` have one entry per generated token.
+    ``token_ids``, ``logprobs`` and ``entropies`` have one entry per generated token. A backend
+    without entropies passes ``entropies=None``: they become zeros with ``entropy_kind="none"``.
     ``top_logprobs[t]`` maps token id -> logprob for the top-k tokens at position t, plus the
     sampled token when it is not among them (vLLM's convention); None when not asked.
     ``finish_reason`` is "stop" (then ``stop_string`` is the stop string that matched), "eos"
@@ -120,7 +131,7 @@ class Completion:
 
     token_ids: list[int]
     logprobs: list[float]
-    entropies: list[float]
+    entropies: list[float] | None
     text: str
     finish_reason: FinishReason
     stop_string: str | None = None
@@ -131,6 +142,8 @@ class Completion:
 
     def __post_init__(self) -> None:
         n = len(self.token_ids)
+        if self.entropies is None:
+            self.entropies, self.entropy_kind = [0.0] * n, "none"
         if len(self.logprobs) != n or len(self.entropies) != n:
             raise ValueError(
                 f"Completion: {n} tokens but {len(self.logprobs)} logprobs and "
@@ -163,6 +176,88 @@ def validate_prompts(prompts: Sequence[Sequence[int]], vocab_size: int | None = 
             )
 
 
+@runtime_checkable
+class TokenGenerator(Protocol):
+    """Seam (a) of the rollout engine: batched token-in/token-out generation (docs/rollout.md).
+
+    ``generate(prompts, params)`` continues every prompt (a list of exact token ids; nothing is
+    re-tokenised) and returns ``len(prompts) * params.n`` :class:`Completion` objects,
+    prompt-major. Each completion carries:
+
+    - ``token_ids``: the generated ids exactly as sampled, the stop string's or EOS token included;
+    - ``logprobs[t]``: log-prob of ``token_ids[t]`` under ``softmax(z_t / T)`` (see the module
+      docstring); the trainer compares them with its own forward pass;
+    - ``entropies[t]`` (or ``None`` when the backend has none), ``top_logprobs`` when
+      ``params.logprobs_topk > 0`` (ARPO's top-k segment entropy reads them);
+    - ``finish_reason``: ``"stop"`` (with ``stop_string``: the element of ``params.stop`` that the
+      text now ends with), ``"eos"`` or ``"length"`` (``params.max_new_tokens`` reached).
+
+    The tokenizer side: ``encode_chat(messages)`` gives the prompt ids (chat template, ending with
+    the assistant header), ``encode(text)`` the ids of an env observation (no special tokens),
+    ``decode(ids)`` the text sent to the env, ``vocab_size`` normalises segment entropies.
+    """
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]: ...
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+
+@runtime_checkable
+class AsyncTokenGenerator(Protocol):
+    """:class:`TokenGenerator` with an ``async`` ``agenerate`` instead of ``generate`` (same
+    arguments, same result), for servers that are driven from an event loop."""
+
+    async def agenerate(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]: ...
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+
+def generate_with(generator: Any, prompts: list[list[int]], params: SamplingParams) -> list[Completion]:
+    """Call ``generator.generate``, or run ``generator.agenerate`` to completion when it only has
+    the async form (in a private event loop; from a thread when this thread already runs one)."""
+    sync = getattr(generator, "generate", None)
+    if callable(sync):
+        return sync(prompts, params)
+    agen = getattr(generator, "agenerate", None)
+    if not callable(agen):
+        raise TypeError(
+            f"{type(generator).__name__} is not a token generator: it has neither generate() nor "
+            "agenerate(); see branchgym.agents.policy.TokenGenerator"
+        )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(agen(prompts, params))
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["out"] = asyncio.run(agen(prompts, params))
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["err"] = exc
+
+    worker = threading.Thread(target=run, name="branchgym-agenerate")
+    worker.start()
+    worker.join()
+    if "err" in box:
+        raise box["err"]
+    return box["out"]
+
+
 class Policy(abc.ABC):
     """Token ids in, token ids out, with per-token logprobs and entropies.
 
@@ -171,10 +266,26 @@ class Policy(abc.ABC):
 
     tokenizer: Any
     name: str = "policy"
+    concurrent_generate: bool = False
+    """True when ``generate`` may run in several threads at once (an HTTP client); otherwise
+    :meth:`agenerate` runs one call at a time."""
 
     @abc.abstractmethod
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]:
         """Continue every prompt; returns ``len(prompts) * params.n`` completions, prompt-major."""
+
+    async def agenerate(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]:
+        """The async form of :meth:`generate` (same result): runs it in a worker thread, one call
+        at a time unless ``concurrent_generate`` (a local model and its RNG are not shared)."""
+        if self.concurrent_generate:
+            return await asyncio.to_thread(self.generate, prompts, params)
+        lock = self.__dict__.setdefault("_generate_lock", threading.Lock())
+
+        def locked() -> list[Completion]:
+            with lock:
+                return self.generate(prompts, params)
+
+        return await asyncio.to_thread(locked)
 
     @property
     def eos_token_ids(self) -> frozenset[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from toy_tool_env import ToyToolEnv
 
-from branchgym.agents.loop import LiveEpisode, advance, run_episode, run_episodes
+from branchgym.agents.loop import LiveEpisode, run_episode, run_episodes, run_round
 from branchgym.agents.policy import SamplingParams
 from branchgym.errors import ConfigError
 
@@ -86,13 +86,13 @@ def test_run_episode_is_reproducible_with_a_seed(hf_policy):
 
 def test_fork_continues_independently_from_a_copied_prefix(hf_policy):
     ep = LiveEpisode.start(ToyToolEnv(), hf_policy, max_response_tokens=300)
-    advance([ep], hf_policy, PARAMS.replace(seed=1))
+    run_round([ep], hf_policy, PARAMS.replace(seed=1), close_finished=False)
     prefix = list(ep.trajectory.response_ids)
     child = ep.fork()
     assert child.trajectory.response_ids == prefix and child.env is not ep.env
     assert child.trajectory.parent == ep.trajectory.node_id
     assert child.trajectory.branch_point == len(prefix)
-    advance([ep, child], hf_policy, PARAMS.replace(seed=2))
+    run_round([ep, child], hf_policy, PARAMS.replace(seed=2), close_finished=False)
     assert ep.trajectory.response_ids[: len(prefix)] == prefix
     assert child.trajectory.response_ids[: len(prefix)] == prefix
     assert child.env.actions[: len(ep.env.actions) - 1] == ep.env.actions[:-1] or ep.done
@@ -122,7 +122,7 @@ def test_real_tool_env_episodes_keep_exact_tokens(hf_policy):
             trajs = run_episodes(envs, hf_policy, PARAMS.replace(seed=21), max_response_tokens=300)
             child_ok = None
             ep = LiveEpisode.start(envs[0], hf_policy, max_response_tokens=200)
-            advance([ep], hf_policy, PARAMS.replace(seed=3))
+            run_round([ep], hf_policy, PARAMS.replace(seed=3), close_finished=False)
             if not ep.done:
                 child = ep.fork()  # clones the ToolEnv (sandbox session forked)
                 assert child.env is not ep.env
