@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from branchgym.agents.loop import LiveEpisode
-from branchgym.agents.policy import Policy, SamplingParams
+from branchgym.agents.loop import LiveEpisode, ToolExecutor, run_round
+from branchgym.agents.policy import SamplingParams, generate_with
 from branchgym.algorithms.config import BranchConfig
 from branchgym.algorithms.rollout.batch import RolloutBatch
 from branchgym.algorithms.rollout.flat import flat_rollout
@@ -30,7 +30,6 @@ from branchgym.algorithms.rollout.stepping import (
     EntropySource,
     EpisodeFactory,
     PhaseTimer,
-    generate_round,
     segment_entropy_of,
 )
 from branchgym.errors import ConfigError
@@ -39,7 +38,7 @@ __all__ = ["tree_rollout", "premonitor_initial"]
 
 
 def _probe_entropies(
-    episodes: Sequence[LiveEpisode], policy: Policy, params: SamplingParams, tokens: int,
+    episodes: Sequence[LiveEpisode], policy: Any, params: SamplingParams, tokens: int,
     source: EntropySource, timer: PhaseTimer,
 ) -> list[float]:
     """H_seg of ``tokens`` tokens sampled after each context; the tokens are discarded
@@ -48,7 +47,7 @@ def _probe_entropies(
         return []
     p = params.replace(max_new_tokens=tokens)
     t0 = time.perf_counter()
-    comps = policy.generate([e.context_ids for e in episodes], p)
+    comps = generate_with(policy, [e.context_ids for e in episodes], p)
     timer.add("generation", time.perf_counter() - t0)
     timer.count("probe_tokens", sum(len(c.token_ids) for c in comps))
     return [segment_entropy_of(c, policy.vocab_size, source) for c in comps]
@@ -56,7 +55,7 @@ def _probe_entropies(
 
 def premonitor_initial(
     make_env: Callable[[], Any],
-    policy: Policy,
+    policy: Any,
     task_ids: Sequence[str],
     params: SamplingParams,
     *,
@@ -83,7 +82,7 @@ def premonitor_initial(
     roots = [start(tid) for tid in task_ids]
     h_root = _probe_entropies(roots, policy, params, probe_tokens, entropy_source, timer)
     for ep in roots:
-        ep.env.close()
+        ep.handle.close()
     pre = flat_rollout(make_env, policy, task_ids, params, group_size=1, max_response_tokens=max_response_tokens,
                        call_limit=call_limit, entropy_source=entropy_source)
     log_v = math.log(policy.vocab_size)
@@ -102,7 +101,7 @@ def premonitor_initial(
 
 def tree_rollout(
     make_env: Callable[[], Any],
-    policy: Policy,
+    policy: Any,
     task_ids: Sequence[str],
     params: SamplingParams,
     *,
@@ -116,6 +115,7 @@ def tree_rollout(
     entropy_tokens: int = 20,
     h_init_store: MutableMapping[int, float] | None = None,
     timer: PhaseTimer | None = None,
+    tool_workers: int | None = None,
 ) -> RolloutBatch:
     """Grow one tree of ``branch.n`` trajectories per task; rows are prompt-major.
 
@@ -129,6 +129,8 @@ def tree_rollout(
             ``"exact"`` (exact token entropies from the logits).
         entropy_tokens: k for the paper's after-tool probe (``branch.entropy_probe="after_tool"``).
         h_init_store: the H_init dict kept across calls for ``h_init="code_stale_dict"`` (Q2).
+        tool_workers: tool calls run at once (default ``min(32, live trajectories)``; 1 runs
+            them one after another). Clones are made on this thread, where the envs live.
     """
     from branchgym.algorithms.expander import SegmentReport, TreeExpander
 
@@ -143,14 +145,15 @@ def tree_rollout(
         ep.trajectory.node_id = node.node_id
         live[node.node_id] = ep
     after_tool = branch.entropy_probe == "after_tool"
+    tools = ToolExecutor(tool_workers)
     try:
         for _ in range(max_rounds):
             if expander.done:
                 break
             active = expander.active
             eps = [live[j] for j in active]
-            res = generate_round(eps, policy, params, call_limit=call_limit, timer=timer,
-                                 entropy_source=entropy_source)
+            res = run_round(eps, policy, params, call_limit=call_limit, timer=timer,
+                            entropy_source=entropy_source, tools=tools)
             probe: dict[int, float] = {}
             if after_tool:
                 want = [j for i, j in enumerate(active) if res[i][2] and not live[j].done]
@@ -184,8 +187,9 @@ def tree_rollout(
                 t = live[j].trajectory
                 t.truncated, t.end_reason = True, "max_rounds"
     finally:
+        tools.close()
         for ep in live.values():
-            ep.env.close()
+            ep.handle.close()
     selection = expander.select()
     groups, parents, points = expander.tree_arrays(selection)
     rows = [live[j].trajectory for ids in selection for j in ids]
@@ -199,5 +203,5 @@ def tree_rollout(
         seconds=dict(timer.seconds),
         counts=dict(timer.counts),
         tree_stats=expander.stats(),
-        extra={"expander": expander},
+        extra={"expander": expander, "tool_spans": list(timer.tool_spans)},
     )
