@@ -2,8 +2,12 @@
 
 Placement:
     ``"tree"`` (default): every root session gets a host of its own; its forks live there too.
-        A released host is reset (all processes killed, workspaces wiped) and reused when that
-        leaves it clean, else destroyed. ``warm`` idle hosts are kept ready in the background.
+        A released host is reset (all processes killed, workspaces wiped) in the background and
+        reused when that leaves it clean, else destroyed, so closing a session and starting the
+        next episode never wait for a reset. ``warm`` idle hosts are kept ready in the
+        background, and reset hosts stay idle up to the most hosts ever busy at once (a vector
+        env or a GRPO group that resets every sub-env each round reuses its hosts instead of
+        starting new servers).
     ``"spread"``: ``size`` hosts are shared; a new root session goes to the least-loaded one.
         Sessions that share a container are isolated from the host, not from each other (same
         uid, sibling workspaces are readable): use it for throughput on trusted workloads.
@@ -81,6 +85,9 @@ class SandboxPool:
         self._lock = threading.Condition()
         self._idle: list[ServerHost] = []
         self._busy: list[ServerHost] = []
+        self._recycling: list[ServerHost] = []  # released, being reset in the background
+        self._peak_busy = 0
+        self._recycler: threading.Thread | None = None
         self._load: dict[int, int] = {}  # spread: root sessions per host (by id)
         self._starting = 0
         self._closed = False
@@ -126,8 +133,9 @@ class SandboxPool:
     def _fill(self) -> None:
         while True:
             with self._lock:
-                total = len(self._idle) + len(self._busy) + self._starting
-                if (self._closed or len(self._idle) + self._starting >= self.warm
+                coming = len(self._idle) + self._starting + len(self._recycling)
+                total = coming + len(self._busy)
+                if (self._closed or coming >= self.warm
                         or (self.size is not None and total >= self.size)):
                     return
                 self._starting += 1
@@ -157,12 +165,13 @@ class SandboxPool:
                         break
                     self._forget(host)
                 else:
-                    total = len(self._busy) + self._starting
+                    total = len(self._busy) + self._starting + len(self._recycling)
                     if self.size is not None and total >= self.size:
                         self._lock.wait(1.0)  # all hosts busy: wait for a release
                         continue
-                    if self._starting > 0:
-                        self._lock.wait(0.1)  # one is on its way: wait for it
+                    if self._starting > 0 or self._recycling:
+                        # one is on its way (a reset takes milliseconds, a new host far longer)
+                        self._lock.wait(0.1)
                         continue
                     host = None
                 if host is not None:
@@ -174,6 +183,7 @@ class SandboxPool:
                     self._starting -= 1
                 self._busy.append(host)
                 break
+            self._peak_busy = max(self._peak_busy, len(self._busy))
         self._kick_filler()
         return host
 
@@ -204,7 +214,7 @@ class SandboxPool:
             return host
 
     def _forget(self, host: ServerHost) -> None:
-        for bucket in (self._idle, self._busy, self._hosts_ref):
+        for bucket in (self._idle, self._busy, self._recycling, self._hosts_ref):
             if host in bucket:
                 bucket.remove(host)
         self._load.pop(id(host), None)
@@ -219,22 +229,49 @@ class SandboxPool:
                 self._forget(host)
             host.close()
             return
-        reusable = not self._closed and not host.dead and host.reset()
-        if reusable:
-            try:
-                host.prespawn()  # the next acquire() takes it without a fork
-            except SandboxError:
-                reusable = False
         with self._lock:
             if host in self._busy:
                 self._busy.remove(host)
-            if reusable and not self._closed and len(self._idle) < max(self.warm, 1):
-                self._idle.append(host)
+            if self._closed or host.dead:
+                self._forget(host)
+                closing = True
+            else:
+                self._recycling.append(host)
+                closing = False
+                if self._recycler is None or not self._recycler.is_alive():
+                    self._recycler = threading.Thread(target=self._recycle,
+                                                      name="branchgym-sandbox-reset", daemon=True)
+                    self._recycler.start()
+        if closing:
+            host.close()
+            self._kick_filler()
+
+    def _recycle(self) -> None:
+        """Reset released hosts one after another, off the caller's thread."""
+        while True:
+            with self._lock:
+                if not self._recycling:
+                    self._recycler = None
+                    return
+                host = self._recycling[0]
+            reusable = not self._closed and not host.dead and host.reset()
+            if reusable:
+                try:
+                    host.prespawn()  # the next acquire() takes it without a fork
+                except SandboxError:
+                    reusable = False
+            with self._lock:
+                if host in self._recycling:  # close() may have emptied the list meanwhile
+                    self._recycling.remove(host)
+                keep = max(self.warm, 1, self._peak_busy)
+                if reusable and not self._closed and len(self._idle) < keep:
+                    self._idle.append(host)
+                    self._lock.notify_all()
+                    continue
+                self._forget(host)
                 self._lock.notify_all()
-                return
-            self._forget(host)
-        host.close()
-        self._kick_filler()
+            host.close()
+            self._kick_filler()
 
     def replace(self, broken: ServerHost) -> ServerHost:
         """Give a tree a new host in place of a dead one."""
@@ -266,7 +303,8 @@ class SandboxPool:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"idle": len(self._idle), "busy": len(self._busy),
-                    "starting": self._starting, "started_total": self.started_hosts}
+                    "recycling": len(self._recycling), "starting": self._starting,
+                    "started_total": self.started_hosts}
 
     def hosts(self) -> list[ServerHost]:
         with self._lock:
@@ -281,12 +319,13 @@ class SandboxPool:
             hosts = list(self._hosts_ref)
             self._idle.clear()
             self._busy.clear()
+            self._recycling.clear()
             self._lock.notify_all()
         _stop_hosts(hosts)
         self._hosts_ref.clear()
-        filler = self._filler
-        if filler is not None and filler is not threading.current_thread():
-            filler.join(timeout=30)
+        for thread in (self._filler, self._recycler):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=30)
         _POOLS.discard(self)
 
     def __enter__(self) -> SandboxPool:
