@@ -121,7 +121,8 @@ def _describe(tp: Any, spec: Spec) -> str:
     if tp is dict or origin in (dict, Mapping):
         return "a mapping of names to values"
     if dataclasses.is_dataclass(tp):
-        return f"a {tp.__name__} or a mapping of its fields"
+        article = "an" if tp.__name__[:1] in "AEIOU" else "a"
+        return f"{article} {tp.__name__} or a mapping of its fields"
     return getattr(tp, "__name__", str(tp))
 
 

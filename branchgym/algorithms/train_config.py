@@ -375,12 +375,10 @@ def load_train_config(
         close = difflib.get_close_matches(str(algo), list(PRESETS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown algorithm {algo!r}.{hint} Presets: {list(PRESETS)}.")
-    base = PRESETS[algo].fields()
-    fields_ = dict(base)
+    fields_ = PRESETS[algo].fields()
+    for kind in ("advantage", "loss"):
+        if overrides.get(kind, data.get(kind, fields_[kind])) != fields_[kind]:
+            fields_[f"{kind}_params"] = {}  # another function: its own defaults, not the preset's
     _merge(fields_, data, str(config_file))
     _merge(fields_, overrides, "--set")
-    given = {str(k).partition(".")[0] for k in (*data, *overrides)}
-    for kind in ("advantage", "loss"):
-        if fields_.get(kind) != base[kind] and f"{kind}_params" not in given:
-            fields_[f"{kind}_params"] = {}  # another function: its own defaults, not the preset's
     return build(TrainConfig, fields_)

@@ -153,3 +153,36 @@ def test_invalid_values_raise_config_error_naming_the_field(make, match: str) ->
 def test_configs_are_frozen() -> None:
     with pytest.raises(AttributeError):
         GRPOConfig().clip_low = 0.3  # type: ignore[misc]
+
+
+def test_param_specs_name_keyword_arguments_of_registered_functions() -> None:
+    """Every range in PARAM_SPECS belongs to a real keyword argument, and every preset's
+    parameters pass the signature check of the function they are given to."""
+    import inspect
+
+    from branchgym.algorithms.config import PARAM_SPECS
+    from branchgym.fields import check_keywords
+
+    keywords = {
+        p.name
+        for registry in (ADVANTAGES, POLICY_LOSSES)
+        for name in registry
+        for p in inspect.signature(registry.get(name)).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert set(PARAM_SPECS) <= keywords, set(PARAM_SPECS) - keywords
+    for cfg in PRESETS:
+        for registry, name, params in (
+            (ADVANTAGES, cfg.advantage_name, cfg.advantage_params()),
+            (POLICY_LOSSES, cfg.loss_name, cfg.loss_params()),
+        ):
+            assert check_keywords("t", registry.get(name), name, params, PARAM_SPECS) == params
+
+
+def test_config_fields_share_the_keyword_ranges() -> None:
+    """A config field and the loss keyword it feeds refuse the same values."""
+    with pytest.raises(ConfigError, match=r"GRPOConfig.clip_high=-1 must be a finite number ≥ 0"):
+        GRPOConfig(clip_high=-1)
+    with pytest.raises(ConfigError, match=r"ARPOConfig.clip_low=1.5 must be a finite number in \[0, 1\]"):
+        ARPOConfig(clip_low=1.5)
+    assert type(GRPOConfig(clip_low=0).clip_low) is float
