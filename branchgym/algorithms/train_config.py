@@ -24,7 +24,7 @@ from typing import Any, Literal
 from branchgym.algorithms.config import PARAM_SPECS, BranchConfig
 from branchgym.algorithms.registry import ADVANTAGES, POLICY_LOSSES
 from branchgym.errors import ConfigError
-from branchgym.fields import build, check_keywords, ranged, validate
+from branchgym.fields import Spec, build, check_keywords, ranged, validate
 
 __all__ = ["TrainConfig", "Preset", "PRESETS", "preset", "load_train_config", "parse_sets"]
 
@@ -33,6 +33,9 @@ _DEVICE = re.compile(r"(cpu|mps|meta|(cuda|xpu)(:\d+)?)\Z")
 
 def _is_device(value: str) -> bool:
     return bool(_DEVICE.match(value))
+
+
+_VLLM_SPECS = {"max_model_len": Spec(ge=2), "kv_cache_gib": Spec(ge=1)}
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,15 @@ class TrainConfig:
                 f"{o}.vllm_kwargs={self.vllm_kwargs!r} is read only with rollout_backend='vllm'; "
                 "set rollout_backend=vllm or remove vllm_kwargs."
             )
+        if self.vllm_kwargs:
+            from branchgym.agents.vllm import VLLMPolicy  # imports no vLLM until an engine starts
+
+            for key in ("model", "seed", "tokenizer"):
+                if key in self.vllm_kwargs:
+                    raise ConfigError(f"{o}.vllm_kwargs.{key} is set from TrainConfig (model, seed); remove it.")
+            checked = check_keywords(f"{o}.vllm_kwargs", VLLMPolicy.__init__, "VLLMPolicy", self.vllm_kwargs,
+                                     _VLLM_SPECS)
+            object.__setattr__(self, "vllm_kwargs", checked)
         for kind, registry, name, params in (("advantage", ADVANTAGES, self.advantage, self.advantage_params),
                                              ("loss", POLICY_LOSSES, self.loss, self.loss_params)):
             fn = registry.get(name)
@@ -334,9 +346,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML mapping of TrainConfig fields.")
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {str(path)!r} {what}; pass a YAML mapping of TrainConfig fields.")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({e.strerror or e}).") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); pass a YAML file.") from None
     except yaml.YAMLError as e:

@@ -110,6 +110,8 @@ YAMLS = [
     ("grpo", "temperature: abc\n", ["temperature", "'abc'"]),
     ("grpo", "unknown_field: 1\n", ["unknown TrainConfig field", "'unknown_field'"]),
     ("grpo", "device: gpu\n", ["device", "'gpu'"]),
+    ("grpo", "rollout_backend: vllm\nvllm_kwargs:\n  max_model_len: big\n", ["vllm_kwargs.max_model_len", "'big'"]),
+    ("grpo", "rollout_backend: vllm\nvllm_kwargs:\n  seed: 3\n", ["vllm_kwargs.seed", "remove it"]),
 ]
 
 # (constructor, kwargs, words the error must contain): the sub-configs and the other configs
@@ -175,6 +177,11 @@ def test_bad_sub_configs_are_refused_naming_the_field(cls, kwargs, words: list[s
     with pytest.raises(ConfigError) as e:
         cls(**kwargs)
     _one_line(e.value, words)
+
+
+def test_a_directory_as_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_train_config("grpo", tmp_path)
 
 
 def test_the_table_is_the_size_the_issue_asks_for() -> None:
