@@ -1,7 +1,11 @@
 """The evaluation loop: run an agent on an env's tasks, score, aggregate, write transcripts.
 
 Reused by ``branchgym eval`` and by the policies/benchmarks code with any
-:class:`~branchgym.agents.core.Agent`. A sample counts as *correct* for pass@k when the judge
+:class:`~branchgym.agents.core.Agent`. An LLM agent (a
+:class:`~branchgym.agents.policy_agent.PolicyAgent`, what ``branchgym eval --policy`` builds) is
+played by the rollout engine's round loop (:func:`branchgym.agents.loop.run_round`, the one the
+trainer uses; docs/rollout.md) with evaluation's turn rule: every generation call is one turn
+sent to the env, its per-call token limit included, and the env's own limits end the episode. A sample counts as *correct* for pass@k when the judge
 said so (if the env has a judge), else by ``math_equal`` for number/math tasks and by exact match
 (``em``) for string tasks.
 """
@@ -64,6 +68,10 @@ def run_episode(
     max_steps: int = 1000,
 ) -> EpisodeResult:
     """Reset ``env``, let ``agent`` act until the episode ends, and return the result."""
+    from branchgym.agents.policy_agent import PolicyAgent
+
+    if isinstance(agent, PolicyAgent):
+        return _engine_episode(env, agent, seed=seed, options=options, sample=sample, max_steps=max_steps)
     obs, info = env.reset(seed=seed, options=options)
     task = info["task"]
     agent.reset(obs, info)
@@ -73,10 +81,46 @@ def run_episode(
         if terminated or truncated:
             break
     else:
-        raise ConfigError(
-            f"episode on task {task['id']!r} did not end within max_steps={max_steps}; "
-            "the env has no turn limit — set max_turns."
-        )
+        raise _endless(task, max_steps)
+    return _result(task, sample, seed, reward, terminated, truncated, info)
+
+
+def _endless(task: dict[str, Any], max_steps: int) -> ConfigError:
+    return ConfigError(
+        f"episode on task {task['id']!r} did not end within max_steps={max_steps}; "
+        "the env has no turn limit — set max_turns."
+    )
+
+
+def _engine_episode(
+    env: gym.Env[str, str], agent: Any, *, seed: int | None, options: dict[str, Any] | None, sample: int,
+    max_steps: int,
+) -> EpisodeResult:
+    """One episode of a policy agent through the engine's round loop (``agent.trajectory`` is its
+    token record); an env that raises fails the evaluation, as with any other agent."""
+    from branchgym.agents.loop import LiveEpisode, run_round
+    from branchgym.errors import EnvError
+
+    ep = LiveEpisode.start(env, agent.policy, seed=seed, options=options, extra_stop=agent.stop,
+                           max_response_tokens=None, each_call_is_a_turn=True)
+    agent.trajectory = t = ep.trajectory
+    task = t.info["task"]
+    for _ in range(max_steps):
+        run_round([ep], agent.policy, agent.params, close_finished=False)
+        if ep.done:
+            break
+    else:
+        raise _endless(task, max_steps)
+    if t.end_reason == "env_error":
+        raise EnvError(f"episode on task {task['id']!r}: env.step raised {t.info['env_error']}")
+    last = t.steps[-1]
+    return _result(task, sample, seed, last.reward, last.terminated, last.truncated, t.info)
+
+
+def _result(
+    task: dict[str, Any], sample: int, seed: int | None, reward: float, terminated: bool, truncated: bool,
+    info: dict[str, Any],
+) -> EpisodeResult:
     metrics = {k: float(v) for k, v in info.get("metrics", {}).items() if k in _METRICS}
     return EpisodeResult(
         task_id=task["id"],
