@@ -168,23 +168,28 @@ class Trainer:
             self.rollout_policy.load_weights(self.policy.state_dict())
 
     def _maybe_resume(self) -> int | None:
-        from branchgym.algorithms.checkpoint import latest_checkpoint, load_checkpoint
+        """Resume from the newest checkpoint that verifies (checksum, keys, shapes, finite
+        values); a damaged one is skipped with a warning, none intact is a CheckpointError."""
+        from branchgym.algorithms.checkpoint import resume
 
-        path = latest_checkpoint(self.out)
-        if path is None:
-            return None
-        state = load_checkpoint(path)
-        if state.get("algo") != self.cfg.algo:
-            raise ConfigError(
-                f"{path} was written by algo={state.get('algo')!r}, not {self.cfg.algo!r}; use another --out."
-            )
-        self.load_state(state)
-        return self.step
+        def apply(state: dict[str, Any]) -> None:
+            if state.get("algo") != self.cfg.algo:
+                raise ConfigError(
+                    f"{self.out}/checkpoints was written by algo={state.get('algo')!r}, not {self.cfg.algo!r}; "
+                    "use another --out."
+                )
+            self.load_state(state)
+
+        shapes = [tuple(p.shape) for group in self.opt.param_groups for p in group["params"]]
+        path = resume(self.out, apply, reference=self.model.state_dict(), param_shapes=shapes,
+                      config=self.cfg.to_dict())
+        return None if path is None else self.step
 
     def save(self) -> Path:
         from branchgym.algorithms.checkpoint import save_checkpoint
 
-        return save_checkpoint(self.out, self.step, self.state(), keep=self.cfg.keep_checkpoints)
+        return save_checkpoint(self.out, self.step, self.state(), keep=self.cfg.keep_checkpoints,
+                               config=self.cfg.to_dict())
 
     # -- one step -------------------------------------------------------------------------------
     def _rollout(self, task_ids: list[str]) -> Any:
