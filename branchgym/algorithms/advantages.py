@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from branchgym.algorithms.entropy import entropy_zscore
-from branchgym.algorithms.inputs import AdvantageInputs
+from branchgym.algorithms.inputs import AdvantageInputs, declare
 from branchgym.algorithms.tree import hard_attribution
 
 __all__ = [
@@ -34,6 +34,22 @@ def _group_index(group_ids: Tensor) -> tuple[Tensor, Tensor, int]:
     return inverse, counts, int(counts.shape[0])
 
 
+def _rows_in_population(group_ids: Tensor, population_group_ids: Tensor) -> Tensor:
+    """Index of each row's group among the population's sorted unique groups."""
+    uniq = torch.unique(population_group_ids)
+    idx = torch.searchsorted(uniq, group_ids).clamp(max=uniq.numel() - 1)
+    missing = uniq[idx] != group_ids
+    if bool(torch.any(missing)):
+        from branchgym.errors import ConfigError
+
+        raise ConfigError(
+            f"group ids {sorted(set(group_ids[missing].tolist()))[:10]} are not in the population "
+            "the group statistics are taken over; pass the whole batch's rewards and group ids "
+            "as population_rewards / population_group_ids."
+        )
+    return idx
+
+
 def group_relative_advantages(
     rewards: Tensor,
     group_ids: Tensor,
@@ -41,51 +57,60 @@ def group_relative_advantages(
     scale_by_std: bool = True,
     std_unbiased: bool = True,
     eps: float = 1e-6,
+    population: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """``A_i = (R_i − μ_g) / (σ_g + ε)``; ``scale_by_std=False`` gives Dr. GRPO ``R_i − μ_g``.
 
     μ_g, σ_g: mean and std of R over the group of i; σ unbiased (÷(|G|−1)) by default as verl,
-    ARPO and AEPO do (Q12 ``std_unbiased``; False = population std). Singleton group: μ = 0,
+    ARPO and AEPO do (``std_unbiased``; False = population std). Singleton group: μ = 0,
     σ = 1, i.e. ``A = R / (1 + ε)`` (verl's special case). All-equal rewards -> 0.
-    Ref: GRPO arXiv:2402.03300; Dr. GRPO arXiv:2503.20783; verl
-    ``core_algos.py::compute_grpo_outcome_advantage`` (L267 @ b178a3cd); ALGORITHMS.md §1(c), V1.
+    ``population``: (rewards, group ids) of the whole batch when these rows are a subset of it
+    (a mini-batch); μ_g and σ_g are taken over it. Default: the rows themselves.
+    Ref: GRPO arXiv:2402.03300; Dr. GRPO arXiv:2503.20783; docs/algorithms.md#grpo.
     Shapes: (B,) float, (B,) int -> (B,) float32. No gradient flows (rewards are data).
 
     >>> group_relative_advantages(torch.tensor([1., 0., 0., 1.]), torch.tensor([0, 0, 0, 0]))
     tensor([ 0.8660, -0.8660, -0.8660,  0.8660])
     """
-    r = rewards.detach().double()
-    inverse, counts, g = _group_index(group_ids)
+    pop_r, pop_g = (rewards, group_ids) if population is None else population
+    p = pop_r.detach().double()
+    inverse, counts, g = _group_index(pop_g)
     n = counts.double()
-    sums = torch.zeros(g, dtype=r.dtype).index_add_(0, inverse, r)
+    sums = torch.zeros(g, dtype=p.dtype).index_add_(0, inverse, p)
     mean = sums / n
-    dev = r - mean[inverse]
-    sq = torch.zeros(g, dtype=r.dtype).index_add_(0, inverse, dev * dev)
+    dev = p - mean[inverse]
+    sq = torch.zeros(g, dtype=p.dtype).index_add_(0, inverse, dev * dev)
     denom = (n - 1.0) if std_unbiased else n
     std = torch.sqrt(sq / denom.clamp(min=1.0))
     single = counts == 1
     mean = torch.where(single, torch.zeros_like(mean), mean)
     std = torch.where(single, torch.ones_like(std), std)
-    centred = r - mean[inverse]
-    out = centred / (std[inverse] + eps) if scale_by_std else centred
+    rows = inverse if population is None else _rows_in_population(group_ids, pop_g)
+    centred = rewards.detach().double() - mean[rows]
+    out = centred / (std[rows] + eps) if scale_by_std else centred
     return out.to(torch.float32)
 
 
-def leave_one_out_advantages(rewards: Tensor, group_ids: Tensor) -> Tensor:
+def leave_one_out_advantages(
+    rewards: Tensor, group_ids: Tensor, *, population: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
     """RLOO: ``A_i = R_i − mean_{j∈G, j≠i} R_j = |G|/(|G|−1) · (R_i − μ_g)``; singleton: ``R_i``.
 
-    Ref: Ahmadian et al., arXiv:2402.14740; verl ``core_algos.py::compute_rloo_outcome_advantage``.
-    Shapes: (B,), (B,) -> (B,).
+    ``population`` as in :func:`group_relative_advantages`.
+    Ref: Ahmadian et al., arXiv:2402.14740; docs/algorithms.md#rloo. Shapes: (B,), (B,) -> (B,).
 
     >>> leave_one_out_advantages(torch.tensor([1., 0., 0.]), torch.tensor([0, 0, 0]))
     tensor([ 1.0000, -0.5000, -0.5000])
     """
-    r = rewards.detach().double()
-    inverse, counts, g = _group_index(group_ids)
+    pop_r, pop_g = (rewards, group_ids) if population is None else population
+    p = pop_r.detach().double()
+    inverse, counts, g = _group_index(pop_g)
     n = counts.double()
-    mean = torch.zeros(g, dtype=r.dtype).index_add_(0, inverse, r) / n
+    mean = torch.zeros(g, dtype=p.dtype).index_add_(0, inverse, p) / n
     scale = torch.where(counts > 1, n / (n - 1.0).clamp(min=1.0), torch.zeros_like(n))
-    out = torch.where((counts > 1)[inverse], scale[inverse] * (r - mean[inverse]), r)
+    rows = inverse if population is None else _rows_in_population(group_ids, pop_g)
+    r = rewards.detach().double()
+    out = torch.where((counts > 1)[rows], scale[rows] * (r - mean[rows]), r)
     return out.to(torch.float32)
 
 
@@ -140,6 +165,7 @@ def grpo(
         scale_by_std=scale_by_std,
         std_unbiased=std_unbiased,
         eps=eps,
+        population=batch.population(),
     )
     return _broadcast(adv, batch.loss_mask)
 
@@ -163,7 +189,8 @@ def rloo(batch: AdvantageInputs) -> Tensor:
     >>> rloo(b).squeeze(1)
     tensor([ 1.0000, -0.5000, -0.5000])
     """
-    return _broadcast(leave_one_out_advantages(batch.rewards, batch.group_ids), batch.loss_mask)
+    adv = leave_one_out_advantages(batch.rewards, batch.group_ids, population=batch.population())
+    return _broadcast(adv, batch.loss_mask)
 
 
 def arpo_soft(
@@ -186,6 +213,7 @@ def arpo_soft(
     return grpo(batch, scale_by_std=scale_by_std, std_unbiased=std_unbiased, eps=eps)
 
 
+@declare(needs=["parent_ids", "branch_points"])
 def arpo_hard(
     batch: AdvantageInputs,
     *,
@@ -212,6 +240,7 @@ def arpo_hard(
         scale_by_std=scale_by_std,
         std_unbiased=std_unbiased,
         eps=eps,
+        population=batch.population(),
     )
     assert batch.parent_ids is not None and batch.branch_points is not None
     parents = batch.parent_ids
@@ -229,6 +258,7 @@ def arpo_hard(
     return hard_attribution(adv, parents, batch.branch_points, batch.loss_mask)
 
 
+@declare(needs=["entropies"], per_minibatch=True)
 def aepo(
     batch: AdvantageInputs,
     *,

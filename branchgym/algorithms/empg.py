@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from branchgym.algorithms.advantages import group_relative_advantages
-from branchgym.algorithms.inputs import AdvantageInputs
+from branchgym.algorithms.inputs import AdvantageInputs, declare
 from branchgym.errors import ConfigError
 
 __all__ = ["empg_step_advantages", "empg", "EMPG_FINAL_NORMS"]
@@ -60,6 +60,7 @@ def empg_step_advantages(
     return (g * step_adv.double() + zeta * bonus).to(torch.float32)
 
 
+@declare(needs=["entropies", "step_ids"])
 def empg(
     batch: AdvantageInputs,
     *,
@@ -102,6 +103,7 @@ def empg(
         scale_by_std=scale_by_std,
         std_unbiased=std_unbiased,
         eps=eps,
+        population=batch.population(),
     )
     traj = batch.traj_ids if batch.traj_ids is not None else torch.arange(b)
     step = batch.step_ids if batch.step_ids is not None else torch.zeros(b, t, dtype=torch.long)

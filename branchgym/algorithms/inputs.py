@@ -12,15 +12,82 @@ tool-result tokens and padding.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from branchgym.errors import ConfigError
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["AdvantageInputs", "LossInputs"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["AdvantageInputs", "LossInputs", "Needs", "declare", "needs_of"]
+
+_OPTIONAL_ADVANTAGE_FIELDS = ("entropies", "step_ids", "traj_ids", "parent_ids", "branch_points")
+_OPTIONAL_LOSS_FIELDS = ("entropies", "ref_logp")
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a registered estimator or loss reads beyond the required fields, and when.
+
+    ``fields``: the optional fields of :class:`AdvantageInputs` / :class:`LossInputs` it reads.
+    The trainer fills exactly these (the others stay ``None``) and refuses, before loading a
+    model, an estimator whose fields the configured rollout does not record (``parent_ids`` and
+    ``branch_points`` come only from tree rollouts).
+
+    ``per_minibatch``: the estimator reads the entropies of the policy being updated, so the
+    trainer calls it once per mini-batch instead of once per rollout batch: with that
+    mini-batch's rows, their token entropies under the current weights (the rollout policy's
+    for the first mini-batch, recomputed after every optimizer step for the later ones), and
+    ``population_rewards`` / ``population_group_ids`` set to the whole batch's, which group
+    statistics are taken over. Token-level statistics (AEPO's entropy z-score) are then over
+    the mini-batch. Needs ``"entropies"`` in ``fields``.
+    """
+
+    fields: frozenset[str] = frozenset()
+    per_minibatch: bool = False
+
+
+def declare(*, needs: Iterable[str] = (), per_minibatch: bool = False) -> Callable[[F], F]:
+    """Attach a :class:`Needs` declaration to an estimator or loss (as its ``needs`` attribute).
+
+    ``ADVANTAGES.register("mine", declare(needs=["entropies"], per_minibatch=True)(fn))``; the
+    built-in entries are declared where they are defined. An undeclared function needs nothing.
+
+    >>> @declare(needs=["entropies"], per_minibatch=True)
+    ... def est(batch): ...
+    >>> needs_of(est)
+    Needs(fields=frozenset({'entropies'}), per_minibatch=True)
+    """
+    fields_ = frozenset(needs)
+    known = set(_OPTIONAL_ADVANTAGE_FIELDS) | set(_OPTIONAL_LOSS_FIELDS)
+    unknown = sorted(fields_ - known)
+    if unknown:
+        raise ConfigError(
+            f"declare(needs=...) names {unknown}, which are not optional fields of "
+            f"AdvantageInputs or LossInputs; use some of {sorted(known)}."
+        )
+    if per_minibatch and "entropies" not in fields_:
+        raise ConfigError(
+            "declare(per_minibatch=True) recomputes with the current policy's entropies, so "
+            f"needs must include 'entropies'; got needs={sorted(fields_)}."
+        )
+    spec = Needs(fields_, bool(per_minibatch))
+
+    def attach(fn: F) -> F:
+        fn.needs = spec  # type: ignore[attr-defined]
+        return fn
+
+    return attach
+
+
+def needs_of(fn: Callable[..., Any]) -> Needs:
+    """The :class:`Needs` declared on ``fn`` (nothing, computed once per batch, if undeclared)."""
+    spec = getattr(fn, "needs", None)
+    return spec if isinstance(spec, Needs) else Needs()
 
 
 def _check_2d(name: str, value: Tensor | None, shape: tuple[int, ...]) -> None:
@@ -63,6 +130,10 @@ class AdvantageInputs:
       global trajectory (ARPO hard attribution). A parent must come before its child.
     - ``branch_points`` (B,) int: number of leading response tokens the row shares with its
       parent (the token index where the clone diverged); ignored where ``parent_ids`` is -1.
+    - ``population_rewards``, ``population_group_ids`` (P,): when these rows are a subset of a
+      larger batch (a per-mini-batch call, see :class:`Needs`), the rewards and group ids of
+      the whole batch; group statistics (mean, std) are taken over them. Every row's group must
+      be among them. ``None``: the rows themselves are the population.
     """
 
     rewards: Tensor
@@ -73,11 +144,27 @@ class AdvantageInputs:
     traj_ids: Tensor | None = None
     parent_ids: Tensor | None = None
     branch_points: Tensor | None = None
+    population_rewards: Tensor | None = None
+    population_group_ids: Tensor | None = None
 
     def __post_init__(self) -> None:
         import torch
 
         _check_mask(self.loss_mask)
+        if (self.population_rewards is None) != (self.population_group_ids is None):
+            raise ConfigError(
+                "population_rewards and population_group_ids go together; got only "
+                f"{'population_rewards' if self.population_rewards is not None else 'population_group_ids'}."
+            )
+        if self.population_rewards is not None and self.population_group_ids is not None:
+            if self.population_rewards.dim() != 1 or (
+                self.population_rewards.shape != self.population_group_ids.shape
+            ):
+                raise ConfigError(
+                    f"population_rewards {tuple(self.population_rewards.shape)} and "
+                    f"population_group_ids {tuple(self.population_group_ids.shape)} must be "
+                    "1-D and of one length (one entry per trajectory of the whole batch)."
+                )
         b, t = self.loss_mask.shape
         for name in ("rewards", "group_ids", "traj_ids", "parent_ids", "branch_points"):
             value = getattr(self, name)
@@ -114,8 +201,16 @@ class AdvantageInputs:
             known = [f.name for f in fields(self)]
             raise ConfigError(
                 f"advantage estimator {by!r} needs {missing} in AdvantageInputs (fields: {known}); "
-                "record them in the rollout and pass them in."
+                "record them in the rollout and pass them in (a registered estimator declares "
+                "them with branchgym.algorithms.inputs.declare(needs=...), and the trainer then "
+                "fills them)."
             )
+
+    def population(self) -> tuple[Tensor, Tensor]:
+        """(rewards, group ids) that group statistics are taken over (see the class doc)."""
+        if self.population_rewards is not None and self.population_group_ids is not None:
+            return self.population_rewards, self.population_group_ids
+        return self.rewards, self.group_ids
 
 
 @dataclass(frozen=True)
@@ -147,6 +242,7 @@ class LossInputs:
         if missing:
             raise ConfigError(
                 f"policy loss {by!r} needs {missing} in LossInputs; compute them in the "
-                "forward pass (entropies: branchgym.algorithms.entropy.token_entropy) and "
-                "pass them."
+                "forward pass (entropies: branchgym.agents.entropy.entropy_from_logits) and "
+                "pass them (declare them with branchgym.algorithms.inputs.declare(needs=...) "
+                "and the trainer computes them)."
             )

@@ -33,7 +33,7 @@ import numpy as np
 from branchgym.algorithms.train_config import TrainConfig
 from branchgym.errors import ConfigError
 
-__all__ = ["Trainer", "make_env_factory", "train"]
+__all__ = ["Trainer", "make_env_factory", "train", "check_needs", "advantage_inputs"]
 
 
 def make_env_factory(env: str, kwargs: dict[str, Any], split: str) -> Callable[[], Any]:
@@ -73,6 +73,53 @@ def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
     return f
 
 
+_TREE_FIELDS = ("parent_ids", "branch_points")
+_TRAINER_FIELDS = ("entropies", "step_ids", *_TREE_FIELDS)  # what the trainer can fill
+
+
+def check_needs(cfg: TrainConfig) -> None:
+    """Refuse, before any model loads, an estimator or loss whose declared inputs this run lacks."""
+    from branchgym.algorithms.inputs import needs_of
+    from branchgym.algorithms.registry import ADVANTAGES, POLICY_LOSSES
+
+    for kind, name in (("advantage", cfg.advantage), ("loss", cfg.loss)):
+        registry = ADVANTAGES if kind == "advantage" else POLICY_LOSSES
+        fields_ = needs_of(registry.get(name)).fields
+        missing = sorted(fields_ - set(_TRAINER_FIELDS) - {"ref_logp"})
+        if missing:
+            raise ConfigError(
+                f"{kind} {name!r} declares needs {missing}, which the trainer does not record "
+                f"(it fills {list(_TRAINER_FIELDS)}); use another {kind} or drop the declaration."
+            )
+        tree = sorted(fields_ & set(_TREE_FIELDS))
+        if tree and cfg.rollout != "tree":
+            raise ConfigError(
+                f"{kind} {name!r} needs {tree} (the tree's shared prefixes), which only "
+                f"rollout='tree' records, but rollout={cfg.rollout!r}; use --set rollout=tree "
+                "(with branching) or an estimator without tree needs, e.g. 'grpo'."
+            )
+
+
+def advantage_inputs(
+    AdvantageInputs: Any, tt: Any, entropies: Any, needs: Any, *, population: Any = None
+) -> Any:
+    """The estimator's input record for the rows of ``tt``: required fields plus the declared ones.
+
+    ``entropies`` are (rows, width) on any device (moved to the CPU here); ``population``, a
+    larger ``TrainTensors`` these rows were taken from, supplies the group statistics.
+    """
+    extra: dict[str, Any] = {}
+    if "entropies" in needs.fields:
+        extra["entropies"] = entropies.detach().cpu()
+    if "step_ids" in needs.fields:
+        extra["step_ids"] = tt.step_ids
+    if set(_TREE_FIELDS) & needs.fields:
+        extra["parent_ids"], extra["branch_points"] = tt.parent_ids, tt.branch_points
+    if population is not None:
+        extra["population_rewards"], extra["population_group_ids"] = population.rewards, population.group_ids
+    return AdvantageInputs(rewards=tt.rewards, group_ids=tt.group_ids, loss_mask=tt.loss_mask, **extra)
+
+
 class Trainer:
     """Runs ``cfg.steps`` RL steps; ``run()`` resumes from the newest checkpoint under ``cfg.out``.
 
@@ -86,6 +133,7 @@ class Trainer:
 
         from branchgym.agents.hf import HFPolicy
 
+        check_needs(cfg)
         if not cfg.model:
             raise ConfigError("TrainConfig.model is empty; pass --model PATH (e.g. a `branchgym.agents.tiny.build` dir).")
         if not Path(cfg.model).exists():
@@ -102,11 +150,12 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.policy = HFPolicy(cfg.model, device=cfg.device, seed=cfg.seed)
         self.model = self.policy.model
-        self.ref = None
+        self.ref: HFPolicy | None = None  # frozen reference (same forward, another copy of the weights)
         if cfg.ref_model:
-            self.ref = copy.deepcopy(self.model).eval()
-            for p in self.ref.parameters():
+            ref_model = copy.deepcopy(self.model).eval()
+            for p in ref_model.parameters():
                 p.requires_grad_(False)
+            self.ref = HFPolicy(ref_model, self.policy.tokenizer, device=str(self.policy.device))
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(cfg))
         self.make_env = make_env or make_env_factory(cfg.env, cfg.env_kwargs, cfg.split)
@@ -225,33 +274,24 @@ class Trainer:
             rewards = [r + float(p) for r, p in zip(rewards, pen)]
         return rewards
 
-    def _forward(self, model: Any, tt: Any, *, grad: bool) -> tuple[Any, Any]:
-        import torch
+    def _no_grad_pass(self, policy: Any, tt: Any) -> tuple[Any, Any]:
+        """Log-probs and token entropies of every row under ``policy``, no gradient, on its device.
 
-        from branchgym.agents.entropy import entropy_from_logits
-
-        ids, att = tt.input_ids.to(self.policy.device), tt.attention_mask.to(self.policy.device)
-        pos = (att.cumsum(-1) - 1).clamp(min=0)
-        with torch.set_grad_enabled(grad):
-            z = model(input_ids=ids, attention_mask=att, position_ids=pos).logits[:, :-1].float() / self.cfg.temperature
-            logp = torch.log_softmax(z, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-            ent = entropy_from_logits(z, 1.0)
-            zero = torch.zeros_like(logp[:, :1])
-            return torch.cat([zero, logp], 1).cpu(), torch.cat([zero, ent], 1).cpu()
-
-    def _no_grad_pass(self, model: Any, tt: Any) -> tuple[Any, Any]:
+        The same forward as the update's (:meth:`~branchgym.agents.hf.HFPolicy.forward_logprobs`),
+        in micro-batches; (B, L) each, 0 beyond a row's length.
+        """
         import torch
 
         b, width = tt.input_ids.shape
-        logp = torch.zeros(b, width)
-        ent = torch.zeros(b, width)
+        logp = torch.zeros(b, width, device=policy.device)
+        ent = torch.zeros(b, width, device=policy.device)
         mb = self.cfg.micro_batch_size
-        for s in range(0, b, mb):
-            idx = list(range(s, min(b, s + mb)))
-            sub = tt.rows(idx)
-            lp, en = self._forward(model, sub, grad=False)
-            logp[s : s + len(idx), : lp.shape[1]] = lp
-            ent[s : s + len(idx), : en.shape[1]] = en
+        with torch.no_grad():
+            for s in range(0, b, mb):
+                sub = tt.rows(range(s, min(b, s + mb)))
+                lp, en = policy.forward_logprobs(sub.input_ids, sub.attention_mask, temperature=self.cfg.temperature)
+                logp[s : s + lp.shape[0], : lp.shape[1]] = lp
+                ent[s : s + en.shape[0], : en.shape[1]] = en
         return logp, ent
 
     def _pick_prompts(self, used: set[str]) -> list[str]:
@@ -331,34 +371,36 @@ class Trainer:
         return metrics
 
     def _update(self, tt: Any, AdvantageInputs: Any, LossInputs: Any, ADVANTAGES: Any, POLICY_LOSSES: Any) -> dict[str, float]:
+        """Advantages, then ``ppo_epochs`` × ``mini_batches`` optimizer steps of the policy loss.
+
+        What the estimator and the loss read is what they declare
+        (:class:`~branchgym.algorithms.inputs.Needs`): only the declared optional fields are
+        filled, and an estimator declared ``per_minibatch`` is called once per mini-batch with
+        the current policy's entropies instead of once for the batch. The loss path (forward,
+        log-probs, ratio, loss, backward) stays on the model's device; advantages are computed
+        on the CPU from detached data and moved there once per call.
+        """
         import torch
 
-        cfg = self.cfg
-        self.model.eval()
-        old_logp, old_ent = self._no_grad_pass(self.model, tt)
-        ref_logp = self._no_grad_pass(self.ref, tt)[0] if self.ref is not None else None
-        adv_in = AdvantageInputs(
-            rewards=tt.rewards, group_ids=tt.group_ids, loss_mask=tt.loss_mask, entropies=old_ent,
-            step_ids=tt.step_ids, parent_ids=tt.parent_ids, branch_points=tt.branch_points,
-        )
-        # AEPO's Ã = A(1 + a·z(H)) reads the entropy of the policy being updated over the
-        # mini-batch (ALGORITHMS.md §3(c)): the rollout policy's entropies serve the first
-        # mini-batch; later ones (more mini-batches or epochs) are recomputed after each update.
-        entropy_adv = cfg.advantage == "aepo"
-        if entropy_adv:
-            from branchgym.algorithms.advantages import entropy_aware_advantage
+        from branchgym.algorithms.inputs import needs_of
 
-            ap = dict(cfg.advantage_params)
-            a_weight, a_unbiased = ap.pop("weight", 0.2), ap.pop("entropy_std_unbiased", True)
-            base_adv = ADVANTAGES.get("grpo")(adv_in, **ap)
-            advantages = base_adv.clone()
-            mask_f = tt.loss_mask.to(base_adv.dtype)
+        cfg = self.cfg
+        estimator, loss_fn = ADVANTAGES.get(cfg.advantage), POLICY_LOSSES.get(cfg.loss)
+        adv_needs, loss_needs = needs_of(estimator), needs_of(loss_fn)
+        dev = self.policy.device
+        self.model.eval()
+        old_logp, old_ent = self._no_grad_pass(self.policy, tt)
+        ref_logp = self._no_grad_pass(self.ref, tt)[0] if self.ref is not None else None
+        if adv_needs.per_minibatch:
+            advantages = torch.zeros_like(old_logp)  # filled mini-batch by mini-batch below
         else:
-            advantages = ADVANTAGES.get(cfg.advantage)(adv_in, **cfg.advantage_params)
+            adv_in = advantage_inputs(AdvantageInputs, tt, old_ent, adv_needs)
+            advantages = estimator(adv_in, **cfg.advantage_params).to(dev)
         loss_params = dict(cfg.loss_params)
         if loss_params.get("agg_mode") == "seq-mean-token-sum-norm" and loss_params.get("norm_constant") is None:
             loss_params["norm_constant"] = float(cfg.max_response_tokens)  # Dr. GRPO's constant budget
-        sums: dict[str, float] = {}
+        loss_entropy = "entropies" in loss_needs.fields
+        sums: dict[str, Any] = {}
         n_micro = 0
         grad_norms = []
         b = tt.input_ids.shape[0]
@@ -367,50 +409,54 @@ class Trainer:
             perm = self.sampler.permutation(b).tolist()
             chunks = [perm[i::cfg.mini_batches] for i in range(cfg.mini_batches)]
             for mini in (c for c in chunks if c):
-                if entropy_adv:
-                    mt = torch.as_tensor(mini)
+                if adv_needs.per_minibatch:
+                    # entropies of the policy being updated: the rollout policy's (the same
+                    # weights) before the first optimizer step, recomputed after each one
+                    sub = tt.rows(mini)
+                    w, mt = sub.input_ids.shape[1], torch.as_tensor(mini, device=dev)
                     if n_micro == 0:
-                        ent = old_ent[mt]
+                        ent = old_ent[mt, :w]
                     else:
-                        ent = torch.zeros_like(old_ent[mt])
                         self.model.eval()
-                        cur = self._no_grad_pass(self.model, tt.rows(mini))[1]
-                        ent[:, : cur.shape[1]] = cur
+                        ent = self._no_grad_pass(self.policy, sub)[1]
                         self.model.train()
-                    advantages[mt] = entropy_aware_advantage(base_adv[mt], ent, mask_f[mt], weight=a_weight,
-                                                             unbiased=a_unbiased)
+                    adv_in = advantage_inputs(AdvantageInputs, sub, ent, adv_needs, population=tt)
+                    advantages[mt] = 0.0
+                    advantages[mt, :w] = estimator(adv_in, **cfg.advantage_params).to(dev)
                 self.opt.zero_grad(set_to_none=True)
                 for s in range(0, len(mini), cfg.micro_batch_size):
                     idx = mini[s : s + cfg.micro_batch_size]
                     sub = tt.rows(idx)
                     w = sub.input_ids.shape[1]
-                    logp, ent = self._forward(self.model, sub, grad=True)
-                    it = torch.as_tensor(idx)
+                    logp, ent = self.policy.forward_logprobs(
+                        sub.input_ids, sub.attention_mask, temperature=cfg.temperature, with_entropy=loss_entropy
+                    )
+                    it = torch.as_tensor(idx, device=dev)
                     inputs = LossInputs(
                         logp=logp, old_logp=old_logp[it, :w], advantages=advantages[it, :w],
-                        loss_mask=sub.loss_mask, entropies=ent,
+                        loss_mask=sub.loss_mask.to(dev), entropies=None if ent is None else ent.detach(),
                         ref_logp=None if ref_logp is None else ref_logp[it, :w],
                     )
-                    loss, m = POLICY_LOSSES.get(cfg.loss)(inputs, **loss_params)
+                    loss, m = loss_fn(inputs, **loss_params)
                     (loss * (len(idx) / len(mini))).backward()
                     for k, v in m.items():
-                        sums[k] = sums.get(k, 0.0) + float(v)
+                        sums[k] = sums.get(k, 0.0) + v.detach()
                     n_micro += 1
-                gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                grad_norms.append(float(gn))
+                grad_norms.append(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm).detach())
                 self.opt.step()
                 self.sched.step()
         self.model.eval()
-        valid = tt.loss_mask > 0
-        out = {k: v / max(1, n_micro) for k, v in sums.items()}
-        out["train/grad_norm"] = sum(grad_norms) / max(1, len(grad_norms))
+        valid = tt.loss_mask.to(dev) > 0
+        out = {k: float(v) / max(1, n_micro) for k, v in sums.items()}  # one device sync per metric per step
+        out["train/grad_norm"] = float(torch.stack(grad_norms).mean()) if grad_norms else 0.0
         out["adv/mean"] = float(advantages[valid].mean()) if valid.any() else 0.0
         out["adv/std"] = float(advantages[valid].std()) if valid.sum() > 1 else 0.0
         out["adv/reward_std"] = float(tt.rewards.std()) if len(tt.rewards) > 1 else 0.0
         if tt.rollout_logprobs is not None and valid.any():
             # rollout engine vs trainer forward on the same tokens: ~1e-6 for HF, larger for vLLM
             # (other kernels) or when weights were not synced; PPO's ratio is taken to the latter.
-            out["train/rollout_logprob_abs_diff"] = float((old_logp - tt.rollout_logprobs)[valid].abs().mean())
+            diff = (old_logp - tt.rollout_logprobs.to(dev))[valid].abs().mean()
+            out["train/rollout_logprob_abs_diff"] = float(diff)
         return out
 
     # -- loop ---------------------------------------------------------------------------------

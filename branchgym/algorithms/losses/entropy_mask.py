@@ -8,13 +8,14 @@ from __future__ import annotations
 from torch import Tensor
 
 from branchgym.algorithms.entropy import high_entropy_mask as top_entropy_mask
-from branchgym.algorithms.inputs import LossInputs
+from branchgym.algorithms.inputs import LossInputs, declare
 from branchgym.algorithms.losses.common import finish_loss
 from branchgym.algorithms.losses.ppo import _clip_metrics, ppo_clip_token_loss
 
 __all__ = ["high_entropy_mask"]
 
 
+@declare(needs=["entropies"])
 def high_entropy_mask(
     inputs: LossInputs,
     *,

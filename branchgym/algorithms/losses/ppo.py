@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from branchgym.algorithms.advantages import entropy_aware_advantage
-from branchgym.algorithms.inputs import LossInputs
+from branchgym.algorithms.inputs import LossInputs, declare
 from branchgym.algorithms.losses.common import (
     check_clip,
     finish_loss,
@@ -246,6 +246,7 @@ def gppo(
     )
 
 
+@declare(needs=["entropies"])
 def aepo(
     inputs: LossInputs,
     *,
