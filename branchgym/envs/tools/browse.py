@@ -1,9 +1,10 @@
 """The browse tool: fetch a page, turn its HTML into text, show a window around the goal.
 
-``html_to_page`` is the one HTML -> text path for the offline world's sites and for real web
-pages: title, readable text with block structure kept as lines, tables rendered as
-``cell | cell`` rows, and links resolved to absolute URLs. ``WorldFetcher`` serves the offline
-world from memory; ``BrowseTool`` is ``<browse>url</browse>`` or ``<browse>url | goal</browse>``.
+``html_to_page`` (:mod:`branchgym.envs.tools.html_text`) is the one HTML -> text path for the
+offline world's sites and for real web pages: title, readable text with block structure kept as
+lines, tables rendered as ``cell | cell`` rows, and links resolved to absolute URLs.
+``WorldFetcher`` serves the offline world from memory; ``BrowseTool`` is ``<browse>url</browse>``
+or ``<browse>url | goal</browse>``.
 """
 
 from __future__ import annotations
@@ -12,88 +13,22 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urlsplit
 
+from branchgym.envs.sanitize import clean_text
 from branchgym.envs.tools.base import Tool, ToolOutput
+from branchgym.envs.tools.html_text import DEFAULT_MAX_ELEMENTS, html_to_page
 from branchgym.envs.types import Page
 from branchgym.errors import ConfigError, FetchError
 
-__all__ = ["html_to_page", "WorldFetcher", "BrowseTool", "world_fetcher", "best_window"]
+__all__ = ["html_to_page", "WorldFetcher", "BrowseTool", "world_fetcher", "best_window",
+           "DEFAULT_MAX_ELEMENTS"]
 
-_DROP = ("script", "style", "noscript", "template", "svg", "iframe", "object", "head")
-_BLOCK = ("p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "ul",
-          "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "form", "dl",
-          "dt", "dd", "figure", "figcaption", "address", "hr", "caption", "tr", "table")
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 _SENT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-def html_to_page(url: str, html: str | bytes, status: int = 200) -> Page:
-    """Parse HTML into a :class:`~branchgym.envs.types.Page` (BeautifulSoup with lxml).
-
-    - ``title``: ``<title>``, else the first ``<h1>``, else the URL;
-    - ``text``: visible text, one line per block element, list items prefixed ``- ``, table rows
-      as ``cell | cell | cell``; scripts, styles and ``<head>`` dropped;
-    - ``links``: ``(anchor text, absolute URL)`` for every http(s) ``<a href>``, fragments
-      removed, duplicates dropped, document order.
-
-    >>> p = html_to_page("https://a.example/x/", '<title>T</title><p>Hi <a href="../y">Y</a></p>'
-    ...                  '<table><tr><td>1</td><td>2</td></tr></table>')
-    >>> p.title, p.text, p.links
-    ('T', 'Hi Y\\n1 | 2', (('Y', 'https://a.example/y'),))
-    """
-    from bs4 import BeautifulSoup
-
-    if isinstance(html, bytes):
-        html = html.decode("utf-8", "replace")
-    soup = BeautifulSoup(html, "lxml")
-    title = ""
-    if soup.title is not None:
-        title = " ".join(soup.title.get_text(" ").split())
-    if not title:
-        h1 = soup.find("h1")
-        title = " ".join(h1.get_text(" ").split()) if h1 is not None else ""
-    base = url
-    base_tag = soup.find("base", href=True)
-    if base_tag is not None:
-        base = urljoin(url, str(base_tag["href"]))
-    links: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for a in soup.find_all("a", href=True):
-        href = str(a["href"]).strip()
-        if not href or href.startswith(("#", "javascript:", "mailto:", "tel:", "data:")):
-            continue
-        try:
-            absolute = urldefrag(urljoin(base, href))[0]
-        except ValueError:
-            continue  # malformed href (e.g. bad IPv6 literal): not clickable
-        if urlsplit(absolute).scheme not in ("http", "https"):
-            continue
-        anchor = " ".join(a.get_text(" ").split()) or absolute
-        if (anchor, absolute) not in seen:
-            seen.add((anchor, absolute))
-            links.append((anchor, absolute))
-    for tag in soup.find_all(_DROP):
-        tag.decompose()
-    for table in reversed(soup.find_all("table")):  # innermost first
-        rows = []
-        for tr in table.find_all("tr"):
-            cells = [" ".join(c.get_text(" ").split()) for c in tr.find_all(("td", "th"))]
-            if any(cells):
-                rows.append(" | ".join(cells))
-        table.replace_with("\n" + "\n".join(rows) + "\n")
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for tag in soup.find_all(_BLOCK):
-        tag.insert_before("\n- " if tag.name == "li" else "\n")
-        tag.insert_after("\n")
-    raw = soup.get_text("")
-    lines = [" ".join(line.split()) for line in raw.splitlines()]
-    text = "\n".join(line for line in lines if line and line != "-")
-    return Page(url=url, title=title or url, text=text, links=tuple(links), status=status)
-
-
-def _words(s: str) -> set[str]:
+def _word_set(s: str) -> set[str]:
     return {w for w in _WORD_RE.findall(s.lower()) if len(w) > 1}
 
 
@@ -104,7 +39,7 @@ def best_window(text: str, goal: str, window_chars: int) -> tuple[str, bool]:
     (BENCHMARKS.md §3.1, with a 0 threshold). Returns ``(window, matched)``; with no overlap at
     all the page start is returned and ``matched`` is False.
     """
-    goal_w = _words(goal)
+    goal_w = _word_set(goal)
     best, best_pos, best_len = 0.0, 0, 0
     pos = 0
     for sent in _SENT_RE.split(text):
@@ -112,7 +47,7 @@ def best_window(text: str, goal: str, window_chars: int) -> tuple[str, bool]:
         if start < 0:
             continue
         pos = start + len(sent)
-        sw = _words(sent)
+        sw = _word_set(sent)
         common = len(goal_w & sw)
         if not common:
             continue
@@ -247,7 +182,7 @@ class BrowseTool(Tool):
             page = self.fetcher.fetch(url)
         except FetchError as e:
             return _bad(f"Could not open {url[:300]}: {e}")
-        return ToolOutput(self.render(page, goal), metadata={"url": page.url})
+        return ToolOutput(self.render(page, goal), metadata={"url": clean_text(page.url)})
 
     def render(self, page: Page, goal: str = "") -> str:
         """The observation: title, URL, text (or goal window / summary), then the links."""
@@ -275,7 +210,8 @@ class BrowseTool(Tool):
             parts += ["", "Links:"] + [f"- {a}: {u}" for a, u in shown]
             if len(page.links) > len(shown):
                 parts.append(f"[{len(page.links) - len(shown)} more links not shown]")
-        return "\n".join(parts)
+        # any fetcher's page (a custom one, an old recording) is outside text
+        return clean_text("\n".join(parts))
 
 
 def _bad(msg: str) -> ToolOutput:

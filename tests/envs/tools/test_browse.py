@@ -173,3 +173,25 @@ def test_docstring_examples():
     import branchgym.envs.tools.browse as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def test_html_text_docstring_examples():
+    import branchgym.envs.tools.html_text as module
+
+    assert doctest.testmod(module).failed == 0
+
+
+def test_html_to_page_output_matches_the_recorded_golden_digests(world):
+    # Digests recorded with the BeautifulSoup implementation the linear one replaced: every
+    # offline-world page, edge cases (ruby, <pre>, comments, nested tables, ...) and 400
+    # generated tag soups must give exactly the same title, text and links.
+    import json
+
+    from _browse_html_cases import GOLDEN, all_cases, digest
+
+    golden = json.loads(GOLDEN.read_text())
+    cases = all_cases(world)
+    assert set(cases) == set(golden)
+    wrong = [name for name, (url, html) in cases.items()
+             if digest(html_to_page(url, html)) != golden[name]]
+    assert wrong == [], f"{len(wrong)} pages changed, e.g. {wrong[:5]}"
