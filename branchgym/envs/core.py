@@ -11,6 +11,7 @@ import numpy as np
 
 from branchgym.envs.protocols.base import Protocol
 from branchgym.envs.protocols.registry import get_protocol
+from branchgym.envs.sanitize import clean_text
 from branchgym.envs.snapshot import copy_rng, restore, snapshot
 from branchgym.envs.spaces import UnicodeText
 from branchgym.envs.tasks import resolve_source
@@ -58,6 +59,8 @@ class ToolEnv(gym.Env[str, str]):
         * ``obs`` (str): a tool call's output wrapped by the protocol (e.g.
           ``"\n<result>\n...\n</result>\n"``); for an invalid action, a message saying what was
           wrong and how to call correctly; ``""`` after an answer; a final message on truncation.
+          Tool output is cleaned first (:func:`branchgym.envs.sanitize.clean_text`: no NULs,
+          lone surrogates, control characters or terminal escape sequences).
         * ``reward`` (float): 0.0 until the episode terminates with an answer; then the task's
           score under ``reward`` (``f1``, ``em``, ``math_equal``, ``arpo_train``,
           ``llm_judge``), computed on the episode's whole response (every action and
@@ -358,8 +361,9 @@ class ToolEnv(gym.Env[str, str]):
             out = self.tools[name].call(argument)
             # ARPO does not count a repeated query against the search limit
             self._calls[name] += not out.metadata.get("duplicate", False)
-        self._messages.append({"role": "tool", "name": name, "content": out.text})
-        return self.protocol.format_result(out.text)
+        text = clean_text(out.text)  # no NUL, lone surrogate or escape sequence reaches the model
+        self._messages.append({"role": "tool", "name": name, "content": text})
+        return self.protocol.format_result(text)
 
     def _truncate(
         self, obs: str, why: str, info: dict[str, Any]
@@ -458,10 +462,16 @@ class ToolEnv(gym.Env[str, str]):
 
     # ------------------------------------------------------------------ misc
     def render(self) -> str | None:
-        """``"ansi"``: the transcript so far; ``"human"``: print it."""
+        """``"ansi"``: the transcript so far; ``"human"``: print it.
+
+        The transcript is terminal-safe: escape sequences, control characters and bidi
+        overrides in actions and observations are removed (:func:`branchgym.envs.sanitize.
+        clean_text`), so a page or a program cannot clear the screen or retitle the window.
+        """
         if self.render_mode is None:
             return None
-        text = "\n".join(f"[{m['role']}] {m['content']}" for m in self._messages)
+        text = "\n".join(f"[{m['role']}] {clean_text(m['content'], terminal=True)}"
+                         for m in self._messages)
         if self.render_mode == "human":
             print(text)
             return None

@@ -4,11 +4,17 @@ A backend subclass says how to build the request (:meth:`HTTPSearchBackend._requ
 read the answer (:meth:`HTTPSearchBackend._parse`); this base adds the API key from an env var,
 a client-side rate limiter, retries with exponential backoff and jitter on 429/5xx and transport
 errors (honouring ``Retry-After``), and error messages that name the env var to fix.
+
+What comes back is outside text: every hit's title, URL, snippet and text go through
+:func:`~branchgym.envs.sanitize.clean_text` (a lone surrogate from a UTF-16 truncation, NULs and
+escape sequences never reach an observation, a tokenizer or the replay store). Queries longer
+than ``max_query_chars`` are refused before any request is sent.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 import threading
 import time
@@ -18,12 +24,26 @@ from typing import Any, ClassVar
 
 import httpx
 
+from branchgym.envs.sanitize import clean_text
 from branchgym.envs.types import Hit
 from branchgym.envs.web.ratelimit import RateLimiter
 from branchgym.envs.web.retry import RetryPolicy, is_retryable_status, retry_after_seconds
 from branchgym.errors import ConfigError, FetchError
 
-__all__ = ["HTTPSearchBackend", "SearchRequest", "read_key"]
+__all__ = ["HTTPSearchBackend", "SearchRequest", "read_key", "clean_hit",
+           "DEFAULT_MAX_QUERY_CHARS"]
+
+#: Web search APIs take short queries (Google: 2,048 characters, Brave: 400); a longer one is
+#: an agent's mistake, and a multi-megabyte one cannot even be put in a URL.
+DEFAULT_MAX_QUERY_CHARS = 2000
+
+
+def clean_hit(hit: Hit) -> Hit:
+    """``hit`` with its text fields cleaned (:func:`~branchgym.envs.sanitize.clean_text`)."""
+    return dataclasses.replace(
+        hit, title=clean_text(hit.title or ""), url=clean_text(hit.url or ""),
+        snippet=clean_text(hit.snippet or ""),
+        text=None if hit.text is None else clean_text(hit.text))
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,7 @@ class HTTPSearchBackend(abc.ABC):
             threads using this backend object.
         client: an ``httpx.Client`` to use (default: a private one, closed by :meth:`close`).
         sleep: how to wait between retries (injectable for tests).
+        max_query_chars: longer queries raise :class:`FetchError` without a request.
     """
 
     name: ClassVar[str] = "http"
@@ -82,7 +103,11 @@ class HTTPSearchBackend(abc.ABC):
         rate: float | None = None,
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
     ) -> None:
+        if not isinstance(max_query_chars, int) or max_query_chars < 1:
+            raise ConfigError(f"max_query_chars must be a positive int, got {max_query_chars!r}")
+        self.max_query_chars = max_query_chars
         self.endpoint = (endpoint or self.default_endpoint).rstrip("/")
         if not self.endpoint.startswith(("http://", "https://")):
             raise ConfigError(
@@ -123,10 +148,16 @@ class HTTPSearchBackend(abc.ABC):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         k = min(k, self.max_k)
-        req = self._request(query.strip(), k)
+        query = query.strip()
+        if len(query) > self.max_query_chars:
+            raise FetchError(
+                f"the query is {len(query)} characters long and {self.name} takes at most "
+                f"{self.max_query_chars}; search with a few keywords"
+            )
+        req = self._request(query, k)
         payload = self._send(req)
         try:
-            return self._parse(payload, k)[:k]
+            return [clean_hit(h) for h in self._parse(payload, k)[:k]]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FetchError(
                 f"{self.name} answered in an unexpected shape ({type(exc).__name__}: {exc}); "
@@ -149,6 +180,9 @@ class HTTPSearchBackend(abc.ABC):
                     headers=req.headers,
                     timeout=self.timeout_s,
                 )
+            except httpx.InvalidURL as exc:  # not retryable: the same request fails again
+                raise FetchError(f"{self.name} cannot send this request to {req.url}: {exc}") \
+                    from exc
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:

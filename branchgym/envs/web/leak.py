@@ -113,11 +113,18 @@ class LeakGuard:
             raise ConfigError(f"min_answer_chars must be >= 1, got {self.min_answer_chars}")
 
     def blocked(self, url: str) -> str | None:
-        """The rule a URL matches (``"host/path"``), or ``None`` when it may be used."""
+        """The rule a URL matches (``"host/path"``), or ``None`` when it may be used.
+
+        A URL whose host cannot be parsed matches ``"malformed URL"``: the guard cannot tell
+        where it leads, so such a hit is dropped rather than shown.
+        """
         if not self.enabled:
             return None
-        parts = urlsplit(url.strip())
-        host = (parts.hostname or "").lower().rstrip(".")
+        try:
+            parts = urlsplit(str(url).strip())
+            host = (parts.hostname or "").lower().rstrip(".")
+        except ValueError:  # e.g. "http://[::1/" from a search API: no host to judge
+            return "malformed URL"
         if host.startswith("www."):
             host = host[4:]
         path = (parts.path or "/").lower()

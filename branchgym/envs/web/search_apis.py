@@ -25,8 +25,8 @@ import re
 from typing import Any
 
 from branchgym.envs.types import Hit
-from branchgym.envs.web.api import HTTPSearchBackend, SearchRequest, read_key
-from branchgym.errors import ConfigError
+from branchgym.envs.web.api import HTTPSearchBackend, SearchRequest, clean_hit, read_key
+from branchgym.errors import ConfigError, FetchError
 
 __all__ = [
     "SerperSearch",
@@ -222,6 +222,10 @@ class RetrieverSearch(HTTPSearchBackend):
         """One request for several queries; returns one hit list per query, in order."""
         if not queries:
             return []
+        longest = max(len(str(q)) for q in queries)
+        if longest > self.max_query_chars:
+            raise FetchError(f"a query is {longest} characters long and {self.name} takes at "
+                             f"most {self.max_query_chars}; search with a few keywords")
         payload = self._send(SearchRequest("POST", self.endpoint, json={
             "queries": list(queries), "topk": k, "return_scores": True}))
-        return [self._hits(items)[:k] for items in payload["result"]]
+        return [[clean_hit(h) for h in self._hits(items)[:k]] for items in payload["result"]]

@@ -11,6 +11,13 @@ reserved/benchmarking/documentation ranges (anything Python's ``ipaddress`` does
 global), IPv6 ULA (fc00::/7) and link-local, IPv4-mapped/translated IPv6 addresses, and the cloud
 metadata endpoints (169.254.169.254, fd00:ec2::254, ``metadata.google.internal``).
 
+Host spellings: :func:`normalize_host` reads a host as a browser does (WHATWG URL standard):
+Unicode compatibility forms are folded (``①②⑦`` and full-width digits are ``127``), and a host
+whose last label is a number is an IPv4 address in any of the legacy forms (``0177.0.0.1``,
+``0x7f.1``, ``2130706433``, ``127.000.000.001``) and is rewritten to dotted decimal, or refused
+when it is not a valid address (``1.2.3.4.5``, ``256.0.0.1``, ``08.0.0.1``). The fetcher
+requests the normalised URL, so the address checked is the one connected to.
+
 Tests that serve pages on loopback pass an explicit allowlist, e.g.
 ``AddressGuard(allow=("127.0.0.0/8",))``.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +40,7 @@ __all__ = [
     "blocked_reason",
     "system_resolver",
     "parse_allow",
+    "normalize_host",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -97,6 +106,60 @@ def blocked_reason(ip: IPAddress) -> str | None:
     if ip.is_reserved or not ip.is_global:
         return "reserved (not globally routable)"
     return None
+
+
+def _ipv4_number(part: str) -> int | None:
+    """One part of a WHATWG IPv4 host: decimal, ``0``-prefixed octal or ``0x`` hex."""
+    base = 10
+    if part[:2] in ("0x", "0X"):
+        part, base = part[2:], 16
+    elif len(part) > 1 and part[0] == "0":
+        part, base = part[1:], 8
+    if not part:
+        return 0
+    digits = "0123456789abcdef"[:base]
+    if any(ch not in digits for ch in part.lower()):
+        return None
+    return int(part, base)
+
+
+def _ends_in_number(labels: list[str]) -> bool:
+    last = labels[-1]
+    if last and all(ch in "0123456789" for ch in last):
+        return True
+    return last[:2] in ("0x", "0X") and all(ch in "0123456789abcdefABCDEF" for ch in last[2:])
+
+
+def normalize_host(host: str) -> str:
+    """The host as a browser reads it; IPv4 in any legacy spelling becomes dotted decimal.
+
+    Raises :class:`FetchError` for a host that looks like an IPv4 address but is not one.
+
+    >>> normalize_host("0177.0.0.1"), normalize_host("0x7f.1"), normalize_host("①②⑦.0.0.1")
+    ('127.0.0.1', '127.0.0.1', '127.0.0.1')
+    >>> normalize_host("Example.COM")
+    'example.com'
+    """
+    if host.startswith("["):
+        return host.lower()  # IPv6 literal: ipaddress parses it strictly
+    name = unicodedata.normalize("NFKC", host).lower()
+    for dot in ("\u3002", "\uff0e", "\uff61"):  # ideographic / full-width full stops
+        name = name.replace(dot, ".")
+    labels = name.split(".")
+    if len(labels) > 1 and labels[-1] == "":
+        labels = labels[:-1]  # one trailing dot is the root: "127.0.0.1." is 127.0.0.1
+    if not labels or not _ends_in_number(labels):
+        return name
+    numbers = [_ipv4_number(p) if p else None for p in labels]
+    bad = f"{host!r} is not a valid IPv4 address (its last label is a number)"
+    if len(labels) > 4 or any(n is None for n in numbers):
+        raise FetchError(f"cannot fetch from host {bad}; write the address as a.b.c.d")
+    nums = [n for n in numbers if n is not None]
+    if any(n > 255 for n in nums[:-1]) or nums[-1] >= 256 ** (5 - len(nums)):
+        raise FetchError(f"cannot fetch from host {bad}: a part is out of range; write the "
+                         "address as a.b.c.d with each part 0-255")
+    value = nums[-1] + sum(n << (8 * (3 - i)) for i, n in enumerate(nums[:-1]))
+    return str(ipaddress.IPv4Address(value))
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -171,7 +234,7 @@ class AddressGuard:
 
     def check_host(self, host: str) -> None:
         """Name-based refusal (metadata host names), before any DNS lookup."""
-        name = host.strip("[]").rstrip(".").lower()
+        name = unicodedata.normalize("NFKC", host.strip("[]")).rstrip(".").lower()
         if name in self.blocked_hosts:
             raise SSRFBlocked(f"refusing to fetch from {host!r}: cloud metadata host name")
 
@@ -182,7 +245,9 @@ class AddressGuard:
         address is exactly what a rebinding attack looks like.
         """
         self.check_host(host)
-        bare = host.strip("[]")
+        # the host as a browser reads it: "0177.0.0.1" and "①②⑦.0.0.1" are 127.0.0.1 here too,
+        # whatever a resolver would make of them
+        bare = host.strip("[]") if host.startswith("[") else normalize_host(host)
         try:
             literal = ipaddress.ip_address(bare.split("%", 1)[0])
         except ValueError:

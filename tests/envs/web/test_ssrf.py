@@ -12,7 +12,7 @@ import pytest
 
 from branchgym.envs.web.fetcher import WebFetcher
 from branchgym.envs.web.loopback import LoopbackServer, Reply
-from branchgym.envs.web.ssrf import AddressGuard, blocked_reason
+from branchgym.envs.web.ssrf import AddressGuard, blocked_reason, normalize_host
 from branchgym.errors import ConfigError, FetchError, SSRFBlocked
 
 LOOPBACK = ("127.0.0.0/8",)
@@ -155,3 +155,29 @@ def test_fetcher_dials_the_checked_address_once(server: LoopbackServer) -> None:
     assert lookups == ["rebind.test"]
     assert fetcher.network.connected == ["127.0.0.1"]
     assert server.requests[0].headers["host"] == f"rebind.test:{server.port}"
+
+
+@pytest.mark.parametrize(("host", "address"), [
+    ("0177.0.0.1", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("127.000.000.001", "127.0.0.1"),
+    ("2130706433", "127.0.0.1"), ("①②⑦.0.0.1", "127.0.0.1"), ("１０.0.0.1", "10.0.0.1"),
+    ("0xA9.0xFE.0xA9.0xFE", "169.254.169.254"), ("127.0.0.1.", "127.0.0.1"),
+    ("Example.COM", "example.com"), ("a.0x7f.b", "a.0x7f.b"),
+])
+def test_hosts_are_read_as_a_browser_reads_them(host: str, address: str) -> None:
+    assert normalize_host(host) == address
+
+
+@pytest.mark.parametrize("host", ["1.2.3.4.5", "256.0.0.1", "08.0.0.1", "1.2.3.09",
+                                  "4294967296", "a.b.1"])
+def test_hosts_that_look_like_ipv4_but_are_not_are_refused(host: str) -> None:
+    with pytest.raises(FetchError, match="not a valid IPv4 address"):
+        normalize_host(host)
+
+
+def test_the_guard_never_asks_dns_about_an_ipv4_spelling() -> None:
+    asked: list[str] = []
+    guard = AddressGuard(resolver=lambda h, p: asked.append(h) or ["93.184.215.14"])
+    for host in ("0177.0.0.1", "0xA9.0xFE.0xA9.0xFE", "①②⑦.1"):
+        with pytest.raises(SSRFBlocked):
+            guard.resolve(host, 80)
+    assert asked == []
