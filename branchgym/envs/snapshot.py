@@ -206,7 +206,7 @@ def _check_counters(env: Any, state: Mapping[str, Any]) -> int:
                            + (f", limit {limit})" if limit is not None else ")"), value)
     _count(state, "invalid", turn)
     _count(state, "chars", max_snapshot_chars(env))
-    _count(state, "tokens", max_snapshot_chars(env))
+    _count(state, "tokens", 4 * max_snapshot_chars(env))  # a character can be several tokens
     return turn
 
 

@@ -113,17 +113,22 @@ def test_garbage_row_becomes_an_observation_naming_the_file(tmp_path) -> None:
                  ("10\tlighthouse", "lighthouse", 10, json.dumps({"hits": [{"title": 5}]})))
     conn.execute("INSERT INTO searches VALUES (?, ?, ?, ?, 0)",
                  ("10\tbridge", "bridge", 10, "{not json"))
+    conn.execute("INSERT INTO pages VALUES (?, ?, ?, 0)",
+                 ("https://g.example/", "https://g.example/", json.dumps({"page": {"url": 3}})))
     conn.commit()
     conn.close()
-    env = gym.make("WebSearch-GAIA-v0", search_backend="replay", tools=["search"],
-                   tool_kwargs={"search_backend": {"store": str(db)}},
-                   source_kwargs={"data_files": str(GAIA)})
+    env = gym.make("WebSearch-GAIA-v0", search_backend="replay", fetcher="replay",
+                   tools=["search", "browse"], source_kwargs={"data_files": str(GAIA)},
+                   tool_kwargs={"search_backend": {"store": str(db)},
+                                "fetcher": {"store": str(db)}})
     try:
         env.reset(seed=0)
         for query in ("lighthouse", "bridge"):
             obs, reward, terminated, truncated, _ = env.step(f"<search>{query}</search>")
             assert str(db) in obs and f"10\\t{query}" in obs and "damaged" in obs, obs
             assert not (terminated or truncated)
+        obs, *_ = env.step("<browse>https://g.example/</browse>")
+        assert str(db) in obs and "'https://g.example/'" in obs and "damaged" in obs, obs
     finally:
         env.close()
 
