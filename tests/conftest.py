@@ -86,9 +86,46 @@ def sandbox_limits():
     return _small_limits()
 
 
+def require_bwrap() -> None:
+    """The local backend's jail variant needs bubblewrap: skip off-CI without it, fail in CI."""
+    from branchgym.sandbox.local import bwrap_available
+
+    if bwrap_available():
+        return
+    if os.environ.get("BRANCHGYM_REQUIRE_DOCKER"):
+        pytest.fail("bubblewrap is not installed; CI installs it in .ci/run (apt bubblewrap)")
+    pytest.skip("bubblewrap is not installed here (apt-get install bubblewrap): "
+                "the jailed local backend is not tested")
+
+
+@pytest.fixture
+def bwrap_jail():
+    """Use in tests of the jailed local backend (see ``require_bwrap``)."""
+    require_bwrap()
+
+
 @pytest.fixture(scope="session")
 def local_pool():
+    """The local backend in its jail (bubblewrap)."""
+    require_bwrap()
     pool = _pool("local")
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def local_plain_pool():
+    """The local backend without a jail. As root it runs user code as the sandbox uid when
+    that uid can read the interpreter; else (e.g. a Python under /root) only with the
+    ``allow_root`` opt-in, given here so the protocol is tested on every machine."""
+    import dataclasses
+
+    from branchgym.sandbox.pool import SandboxPool
+
+    limits = dataclasses.replace(_small_limits(), bwrap=False, allow_root=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pool = SandboxPool("local", limits, warm=1)
     yield pool
     pool.close()
 
@@ -100,7 +137,7 @@ def docker_pool():
     pool.close()
 
 
-@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.fixture(params=["local", "local_plain", pytest.param("docker", marks=pytest.mark.docker)])
 def backend_pool(request):
     return request.getfixturevalue(f"{request.param}_pool")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,9 @@ class SandboxLimits:
     cpus: float = 1.0
     """Docker: CPU quota of the container, in cores."""
     pids: int = 512
-    """Docker: pids limit of the container. Local: RLIMIT_NPROC of workers (when not root)."""
+    """Docker: pids limit of the container. Local: RLIMIT_NPROC of workers: the processes of
+    their uid on this machine (``local_uid`` when started as root: all local sandboxes share it;
+    the user's own processes when not root)."""
     workspace_mb: int = 256
     """Docker: size of the tmpfs that holds all workspaces of the container."""
     file_size_mb: int = 256
@@ -34,6 +37,17 @@ class SandboxLimits:
     """stdout and stderr are each capped at this many characters, with a note saying the cut."""
     bwrap: bool = True
     """Local backend: run the server under bubblewrap (no network, read-only /) when installed."""
+    local_uid: int = 65534
+    """Local backend started as root: the uid (and gid) user code runs as (65534 is ``nobody``);
+    it never keeps root unless ``allow_root``."""
+    allow_root: bool = False
+    """Local backend started as root without a jail, when ``local_uid`` cannot read the
+    interpreter: run user code as root (every capability) instead of refusing. Trusted code
+    only; ``BRANCHGYM_SANDBOX_ALLOW_ROOT=1`` in the environment does the same."""
+    python: str = ""
+    """Local backend: the interpreter of the server and of user code (default: this process's,
+    ``sys.executable``). As root without a jail, give one ``local_uid`` can read (e.g.
+    ``/usr/bin/python3``) when this one lives under ``/root``."""
     hugepages: bool = True
     """Let malloc put large allocations on transparent huge pages (``GLIBC_TUNABLES=
     glibc.malloc.hugetlb=1``, when THP is enabled or ``madvise``): ``fork()`` of an interpreter
@@ -57,6 +71,13 @@ class SandboxLimits:
         if self.worker_memory_mb < 64:
             raise ConfigError(f"worker_memory_mb={self.worker_memory_mb} is too small for a "
                               f"Python interpreter: give at least 64")
+        if (isinstance(self.local_uid, bool) or not isinstance(self.local_uid, int)
+                or not 0 < self.local_uid < 2 ** 32 - 1):
+            raise ConfigError(f"local_uid={self.local_uid!r} is invalid: give a uid other than "
+                              f"root, e.g. local_uid=65534 (nobody)")
+        if not isinstance(self.python, str) or (self.python and not os.path.isabs(self.python)):
+            raise ConfigError(f"python={self.python!r} is invalid: give an absolute path, e.g. "
+                              f"python='/usr/bin/python3', or '' for this interpreter")
         if isinstance(self.preload, str) or not all(
                 isinstance(m, str) and m.replace(".", "").replace("_", "").isalnum()
                 for m in self.preload):

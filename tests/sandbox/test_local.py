@@ -1,17 +1,33 @@
-"""Local-backend specifics: the not-isolated warning, the bubblewrap jail, rlimits."""
+"""Local-backend specifics: the not-isolated warning, the bubblewrap jail, rlimits.
+
+Both modes are tested on every machine that can run them: "jail" (bubblewrap: skipped off-CI
+when it is not installed, a failure in CI) and "plain" (forced with ``bwrap=False``; as root
+with an interpreter the sandbox uid cannot read it needs the ``allow_root`` opt-in).
+"""
 
 from __future__ import annotations
 
 import ast
 import os
+import signal
+import sys
 import warnings
 
 import pytest
 
 from branchgym.sandbox import local
 from branchgym.sandbox.limits import SandboxLimits
-from branchgym.sandbox.local import LocalHost, LocalSandboxWarning, bwrap_available
+from branchgym.sandbox.local import LocalHost, LocalSandboxWarning
 from branchgym.sandbox.pool import SandboxPool
+
+MODES = ["jail", "plain"]
+
+
+def _limits(request, mode: str, **kw) -> SandboxLimits:
+    if mode == "jail":
+        request.getfixturevalue("bwrap_jail")
+        return SandboxLimits(**kw)
+    return SandboxLimits(bwrap=False, allow_root=True, **kw)
 
 
 def test_warns_once_that_it_does_not_isolate(monkeypatch):
@@ -25,9 +41,12 @@ def test_warns_once_that_it_does_not_isolate(monkeypatch):
     text = str(hits[0].message)
     assert "not isolation" in text and "because no engine answers" in text
     assert "backend='docker'" in text
+    # it says what is and is not isolated: who runs the code, environment, processes
+    assert "user code runs as" in text and "minimal environment" in text
+    assert "RLIMIT_NPROC" in text or "no process limit" in text
+    assert "Not isolated: the kernel" in text
 
 
-@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap is not installed here")
 def test_bwrap_jail_has_no_network_and_a_read_only_root(local_pool):
     with local_pool.acquire() as s:
         assert s.host.jailed
@@ -43,7 +62,7 @@ def test_bwrap_jail_has_no_network_and_a_read_only_root(local_pool):
 
 
 def test_without_bwrap_the_same_protocol_works():
-    limits = SandboxLimits(bwrap=False, worker_memory_mb=256, file_size_mb=8)
+    limits = SandboxLimits(bwrap=False, allow_root=True, worker_memory_mb=256, file_size_mb=8)
     with SandboxPool("local", limits, warm=0) as pool, pool.acquire() as s:
         assert not s.host.jailed
         assert s.run("x = 6\nx * 7").stdout == "42\n"
@@ -52,12 +71,38 @@ def test_without_bwrap_the_same_protocol_works():
         assert s.run("bytearray(1024 ** 3)").error == "MemoryError"
         r = s.run("open('f', 'wb').write(b'x' * 9 * 1024 * 1024)")
         assert "File too large" in r.error
+        # HOME and TMPDIR are this host's own directories, not the trainer's
+        r = s.run("import os, tempfile\n(os.environ['HOME'], tempfile.gettempdir())")
+        home, tmp = ast.literal_eval(r.stdout)
+        assert home.startswith(s.host.ws_root) and tmp.startswith(s.host.root + os.sep)
 
 
-def test_host_process_and_files_go_away_on_close():
-    host = LocalHost.start(SandboxLimits())
+@pytest.mark.parametrize("mode", MODES)
+def test_sigint_is_a_keyboard_interrupt_even_when_the_trainer_ignores_it(request, mode):
+    # A trainer started in the background (`nohup`, `cmd &` in a script) ignores SIGINT, and
+    # ignored signals stay ignored across exec: the server must restore Python's handler.
+    limits = _limits(request, mode, preload=())
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = SandboxPool("local", limits, warm=0)
+        s = pool.acquire()  # the server process starts here, with SIGINT ignored
+    finally:
+        signal.signal(signal.SIGINT, old)
+    try:
+        r = s.run("import signal\nsignal.raise_signal(signal.SIGINT)")
+        assert r.error == "KeyboardInterrupt", r
+        assert s.run("2 + 2").stdout == "4\n"
+    finally:
+        s.close()
+        pool.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_host_process_and_files_go_away_on_close(request, mode):
+    host = LocalHost.start(_limits(request, mode))
     root, proc = host.root, host.proc
     assert proc is not None and proc.poll() is None and os.path.isdir(root)
+    assert host.jailed == (mode == "jail") and host.isolation.startswith("user code runs as")
     host.close()
     host.close()
     assert proc.poll() is not None and not os.path.exists(root)
@@ -68,19 +113,25 @@ def test_server_failure_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(local, "server_path", lambda: "/nonexistent/server.py")
     with pytest.raises(SandboxError, match="did not say hello.*server log"):
-        LocalHost.start(SandboxLimits(bwrap=False), timeout_s=10)
+        LocalHost.start(SandboxLimits(bwrap=False, allow_root=True), timeout_s=10)
 
 
 def test_falls_back_without_bwrap_when_the_jail_cannot_start(monkeypatch):
+    # A bwrap that is installed but cannot start here (no user namespaces): a real process
+    # that fails the way bwrap does, whether or not bubblewrap is installed on this machine.
     real = LocalHost._command
 
     def broken_jail(self, fd):
         cmd = real(self, fd)
-        return ["bwrap", "--no-such-option", *cmd[1:]] if self.jailed else cmd
+        if not self.jailed:
+            return cmd
+        return [sys.executable, "-c", "import sys; sys.exit('bwrap: setting up uid map: "
+                                      "Permission denied')"]
 
+    monkeypatch.setattr(local, "bwrap_available", lambda: True)
     monkeypatch.setattr(LocalHost, "_command", broken_jail)
     with pytest.warns(LocalSandboxWarning, match="without bubblewrap"):
-        host = LocalHost.start(SandboxLimits(bwrap=True), timeout_s=10)
+        host = LocalHost.start(SandboxLimits(bwrap=True, allow_root=True), timeout_s=10)
     try:
         assert not host.jailed and host.limits.bwrap is False
     finally:
