@@ -286,3 +286,27 @@ def test_a_recorded_error_is_still_replayed_as_an_error(tmp_path) -> None:
     with pytest.raises(FetchError, match="HTTP 500") as again:
         RecordedFetcher(None, db, mode="replay").fetch("https://b.example/")
     assert not isinstance(again.value, StoreError)
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import os, sys
+    from branchgym.envs.web.store import WebStore
+    store = WebStore(sys.argv[1])
+    for i in range(50):
+        store.put_search(f"query {i}", 3, {"hits": [{"title": f"t{i}", "url": "https://u/",
+                                                    "snippet": "s"}]})
+    os.kill(os.getpid(), 9)  # no close, no checkpoint: the records live in the -wal file
+""")
+
+
+def test_replay_reads_what_a_killed_writer_left_in_the_wal(tmp_path) -> None:
+    db = tmp_path / "web.sqlite"
+    script = tmp_path / "writer.py"
+    script.write_text(_KILLED_WRITER)
+    done = subprocess.run([sys.executable, str(script), str(db)], capture_output=True,
+                          cwd=Path(__file__).parents[2], timeout=120)
+    assert done.returncode == -9, done.stderr
+    assert Path(f"{db}-wal").stat().st_size > 0  # the case under test: records only in the WAL
+    replay = RecordedSearch(None, db, mode="replay")
+    assert [replay.search(f"query {i}", 3)[0].title for i in range(50)] == [
+        f"t{i}" for i in range(50)]

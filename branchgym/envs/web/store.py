@@ -395,8 +395,11 @@ class WebStore:
         """How many searches and pages are stored."""
         with self._lock:
             conn = self._connect()
-            return {t: 0 if conn is None or t not in self._columns else
-                    conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in _TABLES}
+            try:
+                return {t: 0 if conn is None or t not in self._columns else
+                        conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in _TABLES}
+            except sqlite3.Error as exc:
+                raise self._damaged("counting records", exc) from exc
 
     def close(self) -> None:
         """Close this process's connection. Idempotent."""
