@@ -71,7 +71,8 @@ class _Deadline(threading.local):
             return timeout
         left = self.at - time.monotonic()
         if left <= 0:
-            exc = httpcore.ConnectTimeout if what == "connect" else httpcore.ReadTimeout
+            exc = {"connect": httpcore.ConnectTimeout,
+                   "write": httpcore.WriteTimeout}.get(what, httpcore.ReadTimeout)
             raise exc(f"the fetch deadline passed before {what}")
         return left if timeout is None else min(timeout, left)
 
@@ -270,7 +271,8 @@ class WebFetcher:
         else:
             host = normalize_host(parts.hostname)
         userinfo = parts.netloc.rpartition("@")[0]
-        netloc = (f"{userinfo}@" if userinfo else "") + host + (f":{port}" if port else "")
+        netloc = (f"{userinfo}@" if userinfo else "") + host + (
+            f":{port}" if port is not None else "")
         url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         for check in self.url_checks:
             check(url)
