@@ -9,7 +9,7 @@ global state, torch's CPU (and CUDA) generators, plus the named generators the t
 resumed run draws exactly what the uninterrupted run would have drawn.
 
 Resume (:func:`resume`) verifies a checkpoint before anything is loaded from it: the checksum
-(before unpickling), the keys, the step (the directory's, the manifest's and the state's agree),
+(before unpickling, which admits tensors and plain data only: ``weights_only=True``), the keys, the step (the directory's, the manifest's and the state's agree),
 the weights (the model's names, shapes and dtypes; every value finite) and the optimizer state
 (finite, shaped like its parameters). A checkpoint that fails is skipped with a
 :class:`CheckpointWarning` naming the file and what was wrong, and the next older one is tried;
@@ -144,12 +144,28 @@ def latest_checkpoint(out: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
+def _safe_globals() -> list[Any]:
+    """The non-tensor types a trainer state holds (NumPy's global RNG state is an array)."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # NumPy 1.x
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    dtypes = {type(np.dtype(t)) for t in (np.uint32, np.int64, np.float64, np.uint8)}
+    # files written under NumPy 1.x name the function by its old module path
+    return [_reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray,
+            np.dtype, *dtypes]
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The state dict saved by :func:`save_checkpoint`, unverified (see :func:`resume`)."""
+    """The state dict saved by :func:`save_checkpoint`, unverified (see :func:`resume`).
+
+    Loaded with ``weights_only=True``: tensors, containers, numbers, strings and NumPy arrays
+    only, so a forged file cannot run code when it is unpickled.
+    """
     import torch
 
-    # weights_only=False: the state holds numpy/python RNG tuples written by this process.
-    return torch.load(Path(path) / "state.pt", map_location="cpu", weights_only=False)
+    with torch.serialization.safe_globals(_safe_globals()):
+        return torch.load(Path(path) / "state.pt", map_location="cpu", weights_only=True)
 
 
 def _read_manifest(path: Path, step: int, file: Path) -> dict[str, Any] | None:

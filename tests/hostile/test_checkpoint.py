@@ -166,3 +166,28 @@ def test_another_algorithms_run_is_a_config_error_not_a_fallback(run, tmp_path) 
     shutil.copytree(pristine, out)
     with pytest.raises(ConfigError, match="algo='grpo', not 'empg'"):
         Trainer(preset("empg", model=str(model), out=str(out), **SMALL))
+
+
+class _Planted:
+    """An object whose unpickling calls ``open(marker, "w")``: a forged checkpoint's payload."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_forged_checkpoint_runs_no_code_when_loaded(run, tmp_path) -> None:
+    """A checkpoint with a valid checksum (written by the forger) whose pickle calls a function:
+    resume unpickles tensors and plain data only, refuses it and falls back."""
+    model, pristine = run
+    out = tmp_path / "run"
+    shutil.copytree(pristine, out)
+    marker = tmp_path / "planted"
+    _resave(lambda s: s.update(h_init_store={0: _Planted(marker)}))(_step_dir(out, 2))
+    with pytest.warns(UserWarning, match="cannot be read"):
+        trainer = _trainer(model, out)
+    assert not marker.exists(), "unpickling the checkpoint ran the planted call"
+    assert trainer.step == 1
+    trainer.close()
