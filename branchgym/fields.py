@@ -227,18 +227,23 @@ def build(cls: type, data: Mapping[str, Any], where: str | None = None) -> Any:
 
 
 def check_keywords(
-    where: str, fn: Callable[..., Any], label: str, params: Any, specs: Mapping[str, Spec] | None = None
+    where: str, fn: Callable[..., Any], label: str, params: Any, specs: Mapping[str, Spec] | None = None,
+    *, by_position: bool = False, also: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Validate ``params`` against the keyword-only parameters of ``fn`` (names and annotated
     types), and ranges from ``specs`` (by parameter name); returns the converted mapping.
 
     ``where`` names the config entry (``TrainConfig.loss_params``) and ``label`` the function
-    (``policy loss 'ppo_clip' (branchgym.algorithms.losses.ppo:ppo_clip)``).
+    (``policy loss 'ppo_clip' (branchgym.algorithms.losses.ppo:ppo_clip)``). ``by_position``
+    also allows the positional-or-keyword parameters (a constructor's), ``also`` extra names.
     """
     if not isinstance(params, Mapping):
         raise ConfigError(f"{where}={_short(params)} must be a mapping of {label}'s keyword arguments.")
     sig = inspect.signature(fn)
-    kw = {p.name: p for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) if by_position \
+        else (inspect.Parameter.KEYWORD_ONLY,)
+    kw: dict[str, Any] = {name: None for name in also}
+    kw.update({p.name: p for p in sig.parameters.values() if p.kind in kinds and p.name != "self"})
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
     try:
         hints = typing.get_type_hints(fn)

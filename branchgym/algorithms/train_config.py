@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +38,43 @@ def _is_device(value: str) -> bool:
 _VLLM_SPECS = {"max_model_len": Spec(ge=2), "kv_cache_gib": Spec(ge=1)}
 
 
+def _check_env(env: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Resolve ``env`` (a Gymnasium id or ``module:factory``, imported now) and check ``kwargs``
+    against the creator's keyword arguments, so a typo fails before any model loads."""
+    import difflib
+    import importlib
+    import inspect
+
+    if "split" in kwargs:
+        raise ConfigError(f"TrainConfig.env_kwargs.split={kwargs['split']!r}: the split is TrainConfig.split; "
+                          "set --set split=... instead.")
+    extra: list[str] = []
+    if ":" in env:
+        module, _, attr = env.partition(":")
+        try:
+            creator = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"TrainConfig.env={env!r} cannot be loaded ({e}); give 'package.module:function'.") \
+                from None
+    else:
+        import gymnasium as gym
+
+        import branchgym.envs  # noqa: F401  (registers the branchgym ids)
+
+        if env not in gym.registry:
+            close = difflib.get_close_matches(env, list(gym.registry), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"TrainConfig.env={env!r} is not a registered env id.{hint} "
+                              "List them with `branchgym list`, or give 'package.module:factory'.")
+        entry = gym.spec(env).entry_point
+        creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        extra = [n for n, p in inspect.signature(gym.make).parameters.items() if p.kind is p.KEYWORD_ONLY
+                 or (p.kind is p.POSITIONAL_OR_KEYWORD and n != "id")]
+    target = creator.__init__ if inspect.isclass(creator) else creator
+    label = f"env {env!r} ({getattr(creator, '__module__', '?')}:{getattr(creator, '__qualname__', '?')})"
+    return check_keywords("TrainConfig.env_kwargs", target, label, kwargs, by_position=True, also=extra)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run reads. Field docstrings are the reference (docs/metrics.md for metrics).
@@ -53,7 +90,8 @@ class TrainConfig:
     env: str = ranged("WebSearch-Offline-v0", check=bool, allowed="a non-empty env id or module:factory")
     """a Gymnasium id, or ``"package.module:factory"`` returning an env."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """keyword arguments for ``gym.make`` / the factory (``split`` is set from ``split``)."""
+    """keyword arguments for ``gym.make`` / the factory (``split`` is set from ``split``); their names
+    and annotated types are checked against the env's constructor when the config is built."""
     split: str = ranged("train", check=bool, allowed="a non-empty split name")
     """split the training prompts are drawn from."""
     model: str = ""
@@ -70,7 +108,7 @@ class TrainConfig:
     branching: BranchConfig | None = None
     """the tree's branch rule and budget (tree rollouts only; a mapping is merged into the preset's)."""
     premonitor: bool = False
-    """AEPO entropy pre-monitoring of the global count m (Q8 ``enable_dynamic_rollouts``; tree only)."""
+    """AEPO entropy pre-monitoring of the global count m (``enable_dynamic_rollouts``; tree only)."""
     premonitor_beta: float = ranged(0.5, ge=0.0)
     m_rounding: Literal["code_floor_plus_one", "paper_round"] = "code_floor_plus_one"
     call_limit: int | None = ranged(3, ge=0)
@@ -152,6 +190,7 @@ class TrainConfig:
             checked = check_keywords(f"{o}.vllm_kwargs", VLLMPolicy.__init__, "VLLMPolicy", self.vllm_kwargs,
                                      _VLLM_SPECS)
             object.__setattr__(self, "vllm_kwargs", checked)
+        object.__setattr__(self, "env_kwargs", _check_env(self.env, self.env_kwargs))
         for kind, registry, name, params in (("advantage", ADVANTAGES, self.advantage, self.advantage_params),
                                              ("loss", POLICY_LOSSES, self.loss, self.loss_params)):
             fn = registry.get(name)

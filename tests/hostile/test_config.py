@@ -93,6 +93,11 @@ SETS = [
     ("grpo", "lrr=1", ["lrr", "Did you mean 'lr'"]),
     ("grpo", "algo=aepo", ["algo", "'aepo'", "'grpo'"]),
     ("grpo", "lr=[1", ["lr", "not a YAML value"]),
+    ("grpo", "env_kwargs.bogus=1", ["env_kwargs", "'bogus'", "ToolEnv", "max_turns"]),
+    ("grpo", "env_kwargs.max_turns=abc", ["env_kwargs.max_turns", "'abc'", "int"]),
+    ("grpo", "env_kwargs.split=dev", ["env_kwargs.split", "TrainConfig.split"]),
+    ("grpo", "env=WebSearch-Ofline-v0", ["env", "Did you mean 'WebSearch-Offline-v0'"]),
+    ("grpo", "env=nowhere.mod:make", ["env", "'nowhere.mod:make'", "cannot be loaded"]),
 ]
 
 # (algo, YAML text or bytes, words the error must contain)
@@ -200,6 +205,8 @@ CLI = [
     (["--algo", "grpo", "--set", "loss_params.bogus=1"], "bogus"),
     (["--algo", "arpo", "--set", "branching.n=abc"], "branching"),
     (["--algo", "grpo", "--set", "vllm_kwargs=5"], "vllm_kwargs"),
+    (["--algo", "grpo", "--set", "env_kwargs.bogus=1"], "bogus"),
+    (["--algo", "grpo", "--env", "WebSearch-Ofline-v0"], "WebSearch-Ofline-v0"),
     (["--algo", "grpo", "--config", "{yaml_syntax}"], "not valid YAML"),
     (["--algo", "grpo", "--config", "{yaml_algo}"], "algo"),
 ]
