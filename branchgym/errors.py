@@ -1,4 +1,4 @@
-"""One exception hierarchy, rooted at :class:`Error` (STYLE.md §14).
+"""One exception hierarchy, rooted at :class:`Error`.
 
 Validation of user input raises ``ValueError``/``TypeError`` subclasses here so that callers can
 catch either the builtin or our base class. Messages say what happened, the actual value, and what

@@ -1,7 +1,6 @@
 """A generic name -> object registry used for envs, advantage estimators, losses and agents.
 
-Registering a name twice raises; an unknown name lists the options and the closest match
-(STYLE.md §6, §13).
+Registering a name twice raises; an unknown name lists the options and the closest match.
 
 >>> LOSSES: Registry[int] = Registry("loss")
 >>> @LOSSES.register("one")

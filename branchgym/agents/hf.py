@@ -250,7 +250,8 @@ class HFPolicy(Policy):
         """Differentiable per-token ``logp`` and entropy of given sequences.
 
         ``logp[:, t] = log softmax(z_{t-1} / T)[input_ids[:, t]]`` and ``entropy[:, t]`` is the
-        entropy of that distribution (ALGORITHMS.md §0.3), for t >= 1; column 0 (no context) is 0.
+        entropy of that distribution (docs/algorithms.md#entropy), for t >= 1; column 0 (no
+        context) is 0.
         Shapes: (B, L) -> (B, L), (B, L). Padding may be on either side; positions come from the
         mask, as during generation, so rollout logprobs are reproduced.
         """

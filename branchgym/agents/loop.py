@@ -14,7 +14,7 @@ rollouts of the trainer and the benchmarks, ``branchgym eval`` with an LLM polic
    (``end_reason == "env_error"``);
 4. appends each observation's own token ids (loss mask 0; text is never re-tokenised).
 
-Exact token ids throughout (DESIGN.md §4): the prompt comes from the chat template over
+Exact token ids throughout: the prompt comes from the chat template over
 ``info["messages"]``; decoded text is only ever sent to the env. A segment cut by the token limit
 continues in the next round while the response budget lasts (what ARPO's rollout does), unless the
 episode was started with ``each_call_is_a_turn`` (``branchgym eval``: every generation call is one

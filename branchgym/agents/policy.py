@@ -3,16 +3,16 @@
 
 Every backend (transformers, vLLM, an OpenAI-compatible server) takes prompts as token ids and
 returns generated token ids with per-token logprobs and entropies, so that the agent loop and the
-trainer never re-tokenise text (DESIGN.md §4; re-tokenisation drift breaks training).
+trainer never re-tokenise text (re-tokenisation drift breaks training).
 
 Conventions shared by all backends:
 
 - ``logprobs[t] = log softmax(z_t / T)[y_t]`` with ``T`` the sampling temperature (``T = 1`` when
   greedy), before top-k/top-p filtering, which is the quantity the trainer recomputes
-  (ALGORITHMS.md §0.3).
+  (docs/algorithms.md#entropy).
 - ``entropies[t]`` is the entropy of that same distribution, exact where the backend sees the
   logits (``entropy_kind == "exact"``) and ARPO's truncated top-k entropy otherwise
-  (``entropy_kind == "topk"``; ALGORITHMS.md §2(b)).
+  (``entropy_kind == "topk"``; docs/algorithms.md#entropy).
 - A stop string ends generation at the token that completes it; that token is kept, so the
   text ends with the stop string (what ARPO's ``include_stop_str_in_output`` does).
 
@@ -113,7 +113,7 @@ class SamplingParams:
 
     @classmethod
     def arpo(cls, stop: Sequence[str], **kw: Any) -> SamplingParams:
-        """ARPO's rollout settings: T = 1, top-p 1, top-10 logprobs (ALGORITHMS.md §1(e), §2(b))."""
+        """ARPO's rollout settings: T = 1, top-p 1, top-10 logprobs (docs/algorithms.md#arpo)."""
         return cls(temperature=1.0, top_p=1.0, logprobs_topk=10, stop=tuple(stop), **kw)
 
 

@@ -44,7 +44,7 @@ PROTOCOL_TAGS: tuple[str, ...] = tuple(
     )
     for t in (f"<{name}>", f"</{name}>")
 )
-"""Tags of the arpo, search-r1 and hermes protocols (DESIGN.md §2.2); one token each."""
+"""Tags of the arpo, search-r1 and hermes protocols; one token each."""
 
 SPECIAL_TOKENS: tuple[str, ...] = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 """Padding, and the chat turn delimiters; ``<|im_end|>`` is the EOS the model ends a turn with."""

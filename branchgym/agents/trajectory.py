@@ -1,4 +1,4 @@
-"""``Trajectory``: the exact token record of one multi-turn episode (ALGORITHMS.md §0.5).
+"""``Trajectory``: the exact token record of one multi-turn episode (docs/algorithms.md#notation).
 
 The response is one token list after the prompt: model segments (``loss_mask`` 1) interleaved
 with tokenised env observations (``loss_mask`` 0). Per-token lists (``loss_mask``,
@@ -78,7 +78,7 @@ class Trajectory:
     truncated: bool = False
     end_reason: str = ""
     info: dict[str, Any] = field(default_factory=dict)
-    # tree bookkeeping (ALGORITHMS.md §0.5); a root trajectory has parent None
+    # tree bookkeeping (docs/algorithms.md#arpo); a root trajectory has parent None
     node_id: int = 0
     parent: int | None = None
     branch_point: int | None = None

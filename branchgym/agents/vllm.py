@@ -6,7 +6,8 @@ top-p 1 and no top-k, this equals the HF backend's and the trainer's). Entropies
 
 - ``entropy_kind="topk"`` (default): ARPO's truncated entropy per position,
   ``-Σ_{l ∈ top-k ∪ {sampled}} exp(l)·l`` with k = ``max(params.logprobs_topk, 10)``
-  (ALGORITHMS.md §2(b)); ARPO's segment entropy is the sum over the first 20 of these / ln|V|.
+  (docs/algorithms.md#entropy); ARPO's segment entropy is the sum over the first 20 of these /
+  ln|V|.
 - ``exact_entropy=True``: the engine returns the whole distribution at every position (for small
   vocabularies; costly for large ones) and the entropy is exact.
 
@@ -28,7 +29,7 @@ from branchgym.errors import ConfigError, PolicyError
 __all__ = ["VLLMPolicy", "ARPO_TOPK"]
 
 ARPO_TOPK = 10
-"""ARPO requests top-10 logprobs from vLLM for its entropy (ALGORITHMS.md §2(b))."""
+"""ARPO requests top-10 logprobs from vLLM for its entropy (docs/algorithms.md#entropy)."""
 
 
 def _refresh_packed_embeddings(worker: Any) -> int:

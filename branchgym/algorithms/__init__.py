@@ -1,5 +1,5 @@
 """RL algorithms: advantages, policy losses, KL, aggregation, branching rules, tree expansion,
-configs (ALGORITHMS.md). Rollout drivers and the trainer come on top of these.
+configs (docs/algorithms.md). Rollout drivers and the trainer come on top of these.
 
 Nothing heavy is imported here: names resolve on first use (``branchgym._lazy``).
 """

@@ -125,9 +125,10 @@ def entropy_aware_advantage(
     """AEPO: ``Ã_t = A_t · (1 + a · z_t)``, ``z_t`` the entropy z-score over the valid tokens.
 
     No clamp: for ``z < −1/a`` the factor is negative and flips the sign, as in the code.
-    Entropies are detached. The z-score scope is the batch passed in (Q9).
+    Entropies are detached. The z-score scope is the batch passed in (``entropy_norm_scope``).
     Ref: AEPO arXiv:2510.14545 §entropy-aware advantage; code
-    ``compute_policy_loss_entropy_balanced_clipping`` L620–638; ALGORITHMS.md §3(c), V9.
+    ``compute_policy_loss_entropy_balanced_clipping`` L620–638; docs/algorithms.md#aepo,
+    #ex-entropy-advantage.
     Shapes: (B, T) x3 -> (B, T).
 
     >>> h = torch.tensor([[0.5, 1.0, 1.5, 3.0]])
@@ -151,7 +152,7 @@ def grpo(
 ) -> Tensor:
     """GRPO outcome advantage on every loss-bearing token: :func:`group_relative_advantages`.
 
-    Ref: arXiv:2402.03300; verl ``compute_grpo_outcome_advantage``; ALGORITHMS.md §1(c).
+    Ref: arXiv:2402.03300; verl ``compute_grpo_outcome_advantage``; docs/algorithms.md#grpo.
 
     >>> mask = torch.tensor([[1., 0.], [1., 1.]])
     >>> b = AdvantageInputs(torch.tensor([1., 0.]), torch.tensor([0, 0]), mask)
@@ -203,8 +204,10 @@ def arpo_soft(
     """ARPO soft attribution = plain GRPO over the whole tree (one group id per tree).
 
     Every copy of a shared prefix keeps its own trajectory's ``Â_i``; under token-mean this
-    gives the same summed gradient as hard attribution (V7). The only mode in the released code.
-    Ref: ARPO arXiv:2507.19849; code ``ray_trainer.py`` L1028 (uid per tree); ALGORITHMS.md §2(c).
+    gives the same summed gradient as hard attribution (docs/algorithms.md#ex-attribution). The
+    only mode in the released code.
+    Ref: ARPO arXiv:2507.19849; code ``ray_trainer.py`` L1028 (uid per tree);
+    docs/algorithms.md#arpo.
 
     >>> b = AdvantageInputs(torch.tensor([1., 0.]), torch.tensor([7, 7]), torch.ones(2, 1))
     >>> arpo_soft(b).squeeze(1)
@@ -224,8 +227,8 @@ def arpo_hard(
     """ARPO hard attribution: shared-prefix tokens get the mean ``Â`` of the rows sharing them.
 
     Needs ``parent_ids`` and ``branch_points`` (the tree). ``Â_i`` is GRPO over the tree;
-    then :func:`~branchgym.algorithms.tree.hard_attribution`. Paper mode of Q10.
-    Ref: ARPO arXiv:2507.19849 (hard advantage); ALGORITHMS.md §2(c), V7.
+    then :func:`~branchgym.algorithms.tree.hard_attribution`. The paper's ``attribution="hard"``.
+    Ref: ARPO arXiv:2507.19849 (hard advantage); docs/algorithms.md#arpo, #ex-attribution.
 
     >>> b = AdvantageInputs(torch.tensor([1., 0.]), torch.tensor([0, 0]), torch.ones(2, 3),
     ...                     parent_ids=torch.tensor([-1, 0]), branch_points=torch.tensor([0, 2]))
@@ -271,10 +274,10 @@ def aepo(
     """AEPO entropy-aware advantage: GRPO ``Â_i`` over the tree, times ``1 + a·z(H_t)``.
 
     Needs ``entropies`` (the current policy's token entropy). The z-score is over this batch's
-    valid tokens: call it per micro-batch for the code's scope (Q9). For the code-compat
-    behaviour in which the step is skipped unless ``entropy_coeff ≠ 0`` (Q5), use
+    valid tokens: call it per micro-batch for the code's scope (``entropy_norm_scope``). For the
+    code-compat behaviour in which the step is skipped unless ``entropy_coeff ≠ 0``, use
     :class:`~branchgym.algorithms.config.AEPOConfig` (it picks ``grpo`` instead).
-    Ref: AEPO arXiv:2510.14545; ALGORITHMS.md §3(c), V9.
+    Ref: AEPO arXiv:2510.14545; docs/algorithms.md#aepo, #ex-entropy-advantage.
 
     >>> b = AdvantageInputs(torch.tensor([1., 0.]), torch.tensor([0, 0]), torch.ones(2, 1),
     ...                     entropies=torch.tensor([[1.0], [1.0]]))

@@ -1,4 +1,5 @@
-"""Loss aggregation modes: a (B, T) per-token loss and mask -> a scalar (ALGORITHMS.md §0.4).
+"""Loss aggregation modes: a (B, T) per-token loss and mask -> a scalar
+(docs/algorithms.md#aggregation).
 
 Each mode is registered in ``AGGREGATIONS`` with one signature,
 ``fn(loss_mat, loss_mask, *, norm_constant=None) -> scalar Tensor``; :func:`agg_loss` dispatches.
@@ -8,7 +9,7 @@ sequences (seq-mean-*) or the constant C (seq-mean-token-sum-norm). Pass the *mi
 when a mini-batch is split into micro-batches whose losses are summed before the step: the sum
 then equals the mini-batch loss exactly (the convention of newer verl's ``batch_num_tokens`` /
 ``global_batch_size``). Left ``None``, the denominator is the call's own, as in the verl inside
-ARPO/AEPO, where token-mean is per micro-batch (§0.4 note).
+ARPO/AEPO, where token-mean is per micro-batch (docs/algorithms.md#aggregation).
 
 Edge cases (fixed here so every caller agrees): a fully masked row is excluded from the
 sequence means (verl's convention); a batch with no valid token aggregates to 0.0, with a zero
@@ -52,7 +53,7 @@ def token_mean(
 
     ``norm_constant``: the token count to divide by instead of ``Σ m``.
     Ref: DAPO arXiv:2503.14476; verl ``core_algos.py::agg_loss`` (L1025 @ b178a3cd);
-    spec ALGORITHMS.md §0.4. Shapes: (B, T), (B, T) -> (). No valid token -> 0.0.
+    docs/algorithms.md#aggregation. Shapes: (B, T), (B, T) -> (). No valid token -> 0.0.
 
     >>> token_mean(torch.tensor([[1., 3., 0., 0.], [2., 2., 2., 6.]]),
     ...            torch.tensor([[1., 1., 0., 0.], [1., 1., 1., 1.]]))
@@ -75,7 +76,7 @@ def seq_mean_token_mean(
     """``(1/B') Σ_i [Σ_t m ℓ / Σ_t m]`` over the B' rows with a valid token — original GRPO.
 
     ``norm_constant``: the number of sequences to divide by instead of B'.
-    Ref: DeepSeekMath GRPO arXiv:2402.03300; verl ``agg_loss``; ALGORITHMS.md §0.4.
+    Ref: DeepSeekMath GRPO arXiv:2402.03300; verl ``agg_loss``; docs/algorithms.md#aggregation.
 
     >>> seq_mean_token_mean(torch.tensor([[1., 3., 0., 0.], [2., 2., 2., 6.]]),
     ...                     torch.tensor([[1., 1., 0., 0.], [1., 1., 1., 1.]]))
@@ -92,7 +93,7 @@ def seq_mean_token_sum(
     """``(1/B') Σ_i Σ_t m ℓ`` over the B' rows with a valid token.
 
     ``norm_constant``: the number of sequences to divide by instead of B'.
-    Ref: verl ``agg_loss``; ALGORITHMS.md §0.4.
+    Ref: verl ``agg_loss``; docs/algorithms.md#aggregation.
 
     >>> seq_mean_token_sum(torch.tensor([[1., 3., 0., 0.], [2., 2., 2., 6.]]),
     ...                    torch.tensor([[1., 1., 0., 0.], [1., 1., 1., 1.]]))
@@ -108,7 +109,8 @@ def seq_mean_token_sum_norm(
     """``Σ_{i,t} m ℓ / C`` with a constant C (default: T = ``loss_mask.shape[-1]``) — Dr. GRPO.
 
     Ref: Dr. GRPO arXiv:2503.20783; the verl inside ARPO/AEPO (``agg_loss`` L419) divides the
-    token sum by C only, as here and in ALGORITHMS.md §0.4 / V2. verl >= 0.5 also divides by the
+    token sum by C only, as here and in docs/algorithms.md#ex-aggregation. verl >= 0.5 also divides
+    by the
     number of rows: pass ``norm_constant = B * C`` to reproduce that. Keep C fixed during
     training (e.g. the response budget) so that the scale does not depend on the batch.
 

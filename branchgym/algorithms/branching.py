@@ -2,7 +2,7 @@
 probability and decision, AEPO's pre-monitoring budget and consecutive-branch counter.
 
 The state machine that applies them round by round is
-:class:`~branchgym.algorithms.expander.TreeExpander`. Spec: ALGORITHMS.md §2(b), §3(b), V6, V8.
+:class:`~branchgym.algorithms.expander.TreeExpander`. Equations: docs/algorithms.md#arpo, #aepo.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def arpo_branch_probability(delta_h: float, *, tau: float = 0.5, weight: float =
     """Closed form of ARPO's sampled rule: ``P(branch) = clip(τ + w·ΔH, 0, 1)``.
 
     ΔH = H_now − H_init. Ref: ARPO code ``generate_sequences`` decision L468–478;
-    ALGORITHMS.md §2(b), V6.
+    docs/algorithms.md#arpo, #ex-branching.
 
     >>> arpo_branch_probability(0.5)
     0.6
@@ -67,7 +67,7 @@ def aepo_branch_probability(
     It is 0 when ``1 − λl ≤ 0``.
 
     With l = 0 and τ = 0.5 this equals ARPO's. Ref: AEPO code L940–975 (upstream ARPO @
-    ff66660); ALGORITHMS.md §3(b)(ii), V6.
+    ff66660); docs/algorithms.md#aepo, #ex-branching.
 
     >>> round(aepo_branch_probability(0.5, 2), 6)
     0.544444
@@ -81,7 +81,8 @@ def aepo_branch_probability(
 def arpo_code_branch(u: float, delta_h: float, *, tau: float = 0.5, weight: float = 0.2) -> bool:
     """ARPO's decision exactly as coded: ``p = clip(u − w·ΔH, 0, 1)``; branch iff ``p ≤ τ``.
 
-    ``u ~ U[0, 1)`` (the paper's α is this random number, Q4). Ref: ARPO L468–478.
+    ``u ~ U[0, 1)`` (the paper's α is this random number, ``alpha="uniform"``). Ref: ARPO code
+    L468–478; docs/algorithms.md#arpo.
 
     >>> arpo_code_branch(0.55, 0.5), arpo_code_branch(0.65, 0.5)
     (True, False)
@@ -100,7 +101,7 @@ def aepo_code_branch(
 ) -> bool:
     """AEPO's decision as coded: ``p = clip((u + w·ΔH)·max(0, 1 − λl), 0, 1)``; branch iff p ≥ τ.
 
-    Ref: AEPO ``vllm_rollout_with_tools.py`` L940–975; ALGORITHMS.md §3(b)(ii).
+    Ref: AEPO ``vllm_rollout_with_tools.py`` L940–975; docs/algorithms.md#aepo.
 
     >>> aepo_code_branch(0.5, 0.0, 0), aepo_code_branch(0.99, 0.0, 10)
     (True, False)
@@ -122,7 +123,7 @@ def paper_branch(
 
     ARPO: λ = 0 (``P_t = α + βΔH_t``); AEPO adds the linear penalty ``P̂(l) = λl`` (clamped so the
     factor is ≥ 0). α is a constant here; pass ``u ~ U[0,1)`` to get the code's randomness.
-    Ref: ARPO arXiv:2507.19849 §3; AEPO arXiv:2510.14545 §3; ALGORITHMS.md §2(b), §3(b).
+    Ref: ARPO arXiv:2507.19849 §3; AEPO arXiv:2510.14545 §3; docs/algorithms.md#arpo, #aepo.
 
     >>> paper_branch(0.5, 0.5), paper_branch(0.5, -0.5)
     (True, False)
@@ -138,7 +139,7 @@ def pre_monitor_value(
     ``h_tool``: H̄_tool, or the list of step entropies of the pre-rollout (mean taken; an
     empty list means H̄_tool = H_root, as the code does). Ref: AEPO arXiv:2510.14545 §3
     (entropy pre-monitoring); code ``_calculate_initial_rollouts_dynamical`` L206, L543–548;
-    ALGORITHMS.md §3(b)(i), V8.
+    docs/algorithms.md#aepo, #ex-premonitor.
 
     >>> round(pre_monitor_value(12, 2.0, 1.0), 3)
     7.47
@@ -166,8 +167,8 @@ def pre_monitor_budget(
     """AEPO global-trajectory count m for one prompt (the rest, n − m, is branch budget).
 
     ``code_floor_plus_one``: ``clamp(⌊n·σ⌋ + 1, 1, n)`` (the code; note an integral n·σ gives
-    n·σ + 1). ``paper_round``: ``clamp(round(n·σ), 1, n)`` (Q7 ``m_rounding``).
-    Ref: as :func:`pre_monitor_value`; V8.
+    n·σ + 1). ``paper_round``: ``clamp(round(n·σ), 1, n)`` (``m_rounding``).
+    Ref: as :func:`pre_monitor_value`; docs/algorithms.md#ex-premonitor.
 
     >>> pre_monitor_budget(12, 2.0, 1.0), pre_monitor_budget(12, 2.0, 1.0, m_rounding="paper_round")
     (8, 7)
@@ -188,8 +189,8 @@ def update_prompt_counters(counters: Sequence[int], received: Sequence[bool]) ->
     """AEPO code's per-prompt consecutive counter l_b, updated once per generation round.
 
     If at least one prompt received a new trajectory (clone or refill) this round:
-    ``l_b ← l_b + 1`` if b received one, else 0; otherwise every l_b is unchanged (Q6
-    ``penalty_counter="per_prompt_round"``). Ref: AEPO code L1025–1036; ALGORITHMS.md §3(b)(ii).
+    ``l_b ← l_b + 1`` if b received one, else 0; otherwise every l_b is unchanged
+    (``penalty_counter="per_prompt_round"``). Ref: AEPO code L1025–1036; docs/algorithms.md#aepo.
 
     >>> update_prompt_counters([2, 3], [True, False])
     [3, 0]

@@ -4,7 +4,7 @@ Each config maps onto the registries: ``ADVANTAGES.get(cfg.advantage_name)(batch
 **cfg.advantage_params())`` and ``POLICY_LOSSES.get(cfg.loss_name)(inputs, **cfg.loss_params())``;
 the tree-rollout algorithms also expose ``cfg.branching`` (a :class:`BranchConfig` for the
 :class:`~branchgym.algorithms.expander.TreeExpander`). The paper/code differences are the flags
-named in ALGORITHMS.md §8 (Q1–Q14).
+listed in docs/algorithms.md#flags.
 
 >>> cfg = AEPOConfig.code_compat()
 >>> cfg.advantage_name, cfg.loss_name, cfg.branching.rule, cfg.branching.penalty
@@ -62,7 +62,7 @@ def _p(default: Any, name: str) -> Any:
 
 @dataclass(frozen=True)
 class BranchConfig:
-    """Branch rule and budget of a tree rollout (ARPO §2(b), AEPO §3(b))."""
+    """Branch rule and budget of a tree rollout (docs/algorithms.md#arpo, #aepo)."""
 
     n: int = ranged(16, ge=1)
     """M = ``rollout.n``: trajectories per prompt (globals + clones + refills)."""
@@ -79,13 +79,13 @@ class BranchConfig:
     rule: Literal["arpo_code", "aepo_code", "paper"] = "arpo_code"
     """decision rule: the ARPO or AEPO code's comparison, or the paper's ``P_t > τ``."""
     alpha: float | Literal["uniform"] = ranged("uniform", ge=0.0, le=1.0)
-    """Q4: α ~ U[0,1) each decision (code), or a constant (paper rule only)."""
+    """α ~ U[0,1) each decision (code), or a constant (paper rule only)."""
     penalty_counter: Literal["per_prompt_round", "per_path"] = "per_prompt_round"
-    """Q6: what l counts (AEPO code: per prompt, per round; paper: per path)."""
+    """what l counts (AEPO code: per prompt, per round; paper: per path)."""
     entropy_probe: Literal["prev_segment", "after_tool"] = "prev_segment"
-    """Q1: ΔH from the segment that ended in the tool call (code) or k tokens after it (paper)."""
+    """ΔH from the segment that ended in the tool call (code) or k tokens after it (paper)."""
     h_init: Literal["per_trajectory", "code_stale_dict"] = "per_trajectory"
-    """Q2: H_init per trajectory (paper; clones inherit it) or the code's never-cleared dict."""
+    """H_init per trajectory (paper; clones inherit it) or the code's never-cleared dict."""
     refill: bool = True
     """start one new global per round for a prompt with no active trajectory (both codes)."""
 
@@ -111,14 +111,15 @@ class BranchConfig:
 
 @dataclass(frozen=True)
 class GRPOConfig:
-    """GRPO and its variants (DAPO, Dr. GRPO): group z-score advantage + PPO clip (§1)."""
+    """GRPO and its variants (DAPO, Dr. GRPO): group z-score advantage + PPO clip
+    (docs/algorithms.md#grpo)."""
 
     group_size: int = ranged(16, ge=1)
     """G: trajectories per prompt (flat rollout)."""
     scale_by_std: bool = True
     """divide by the group std (False = Dr. GRPO)."""
     std_unbiased: bool = True
-    """Q12: unbiased std (verl) or population std."""
+    """unbiased std (verl) or population std."""
     eps: float = _p(1e-6, "eps")
     clip_low: float = _p(0.2, "clip_low")
     clip_high: float = _p(0.2, "clip_high")
@@ -185,7 +186,7 @@ class GRPOConfig:
 
 @dataclass(frozen=True)
 class ARPOConfig:
-    """ARPO: entropy-based adaptive tree rollout + GRPO over the tree (§2)."""
+    """ARPO: entropy-based adaptive tree rollout + GRPO over the tree (docs/algorithms.md#arpo)."""
 
     n: int = ranged(16, ge=1)
     """M = rollout.n."""
@@ -206,7 +207,7 @@ class ARPOConfig:
     h_init: Literal["per_trajectory", "code_stale_dict"] = "per_trajectory"
     alpha: float | Literal["uniform"] = ranged("uniform", ge=0.0, le=1.0)
     attribution: Literal["soft", "hard"] = "soft"
-    """Q10: soft (released code) or hard (paper) advantage attribution."""
+    """soft (released code) or hard (paper) advantage attribution."""
     std_unbiased: bool = True
     eps: float = _p(1e-6, "eps")
     clip_low: float = _p(0.2, "clip_low")
@@ -276,7 +277,7 @@ class ARPOConfig:
 @dataclass(frozen=True)
 class AEPOConfig(ARPOConfig):
     """AEPO: ARPO + pre-monitoring, consecutive-branch penalty, entropy-balanced clipping and
-    entropy-aware advantage (§3)."""
+    entropy-aware advantage (docs/algorithms.md#aepo)."""
 
     n: int = ranged(12, ge=1)
     initial_rollouts: int = ranged(6, ge=1)
@@ -285,7 +286,7 @@ class AEPOConfig(ARPOConfig):
     """λ per consecutive round."""
     penalty_counter: Literal["per_prompt_round", "per_path"] = "per_prompt_round"
     enable_dynamic_rollouts: bool = False
-    """Q8: entropy pre-monitoring of the budget (release scripts: False)."""
+    """entropy pre-monitoring of the budget (release scripts: False)."""
     m_rounding: Literal["code_floor_plus_one", "paper_round"] = "code_floor_plus_one"
     premonitor_beta: float = ranged(0.5, ge=0.0)
     initial_entropy_tokens: int = ranged(50, ge=1)
@@ -295,10 +296,10 @@ class AEPOConfig(ARPOConfig):
     entropy_adv_weight: float = 0.2
     """a in Ã = A(1 + a·z(H))."""
     entropy_adv_requires_entropy_coeff: bool = False
-    """Q5: code-compat True: the entropy-aware advantage runs only if entropy_coeff ≠ 0."""
+    """code-compat True: the entropy-aware advantage runs only if entropy_coeff ≠ 0."""
     entropy_coeff: float = 0.0
     entropy_norm_scope: Literal["minibatch", "microbatch"] = "minibatch"
-    """Q9: where μ_H, σ_H are taken."""
+    """where μ_H, σ_H are taken."""
 
     @classmethod
     def paper(cls, **overrides: Any) -> AEPOConfig:
@@ -344,7 +345,7 @@ class AEPOConfig(ARPOConfig):
 
     @property
     def applies_entropy_advantage(self) -> bool:
-        """Whether Ã = A(1 + a·z) is applied at all (Q5)."""
+        """Whether Ã = A(1 + a·z) is applied at all."""
         gated = self.entropy_adv_requires_entropy_coeff and self.entropy_coeff == 0.0
         return self.balanced_advantage and self.entropy_adv_weight != 0.0 and not gated
 
@@ -374,13 +375,13 @@ class AEPOConfig(ARPOConfig):
 
 @dataclass(frozen=True)
 class EMPGConfig:
-    """EMPG on top of GRPO or DAPO (§4)."""
+    """EMPG on top of GRPO or DAPO (docs/algorithms.md#empg)."""
 
     k: float = _p(1.0, "k")
     k_f: float = _p(1.0, "k_f")
     zeta: float = 0.1
     empg_final_norm: Literal["zero_mean_steps", "zero_mean_tokens", "none"] = "zero_mean_steps"
-    """Q11."""
+    """final normalisation (docs/algorithms.md#empg)."""
     base: GRPOConfig = GRPOConfig()
     """the base algorithm's advantage normalisation and loss."""
 
@@ -422,11 +423,12 @@ class EMPGConfig:
 
 @dataclass(frozen=True)
 class EntropyMaskConfig:
-    """Beyond the 80/20 rule: DAPO loss on the top-ρ entropy tokens (§5.2)."""
+    """Beyond the 80/20 rule: DAPO loss on the top-ρ entropy tokens
+    (docs/algorithms.md#high-entropy)."""
 
     ratio: float = _p(0.2, "ratio")
     entropy_mask_scope: Literal["batch", "microbatch"] = "batch"
-    """Q13: select over the whole batch (paper) or each micro-batch (code)."""
+    """select over the whole batch (paper) or each micro-batch (code)."""
     base: GRPOConfig = GRPOConfig.dapo()
 
     def __post_init__(self) -> None:

@@ -1,5 +1,5 @@
 """DAPO's data-side pieces as pure functions: overlong reward shaping and the dynamic-sampling
-group filter (ALGORITHMS.md §1(b)–(c)). No torch needed (numpy arrays or sequences in)."""
+group filter (docs/algorithms.md#dapo). No torch needed (numpy arrays or sequences in)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def overlong_penalty(
     ``paper``: 0 if ``|y| ≤ L_max − L_buf``; ``((L_max − L_buf) − |y|) / L_buf`` inside the buffer;
     −1 beyond L_max (times κ).
     Ref: DAPO arXiv:2503.14476 eq. (13); verl ``workers/reward_manager/dapo.py`` L105–111 (ARPO
-    fork); ALGORITHMS.md §1(c), V13. Shapes: (B,) ints -> (B,) float64.
+    fork); docs/algorithms.md#dapo, #ex-overlong. Shapes: (B,) ints -> (B,) float64.
 
     >>> overlong_penalty([16000, 18000, 20480]).round(6).tolist()
     [0.0, -0.394531, -1.0]
@@ -60,7 +60,7 @@ def dynamic_sampling_keep(
     gradient) and keeps sampling until the batch is full; this is the filter. Groups of one
     row are dropped too (their std is 0). ``atol`` treats max − min ≤ atol as equal.
     Ref: DAPO arXiv:2503.14476 §3.2; verl ``recipe/dapo/dapo_ray_trainer.py`` (filter_groups,
-    metric=acc); ALGORITHMS.md §1(b). Shapes: (B,), (B,) -> (B,) bool.
+    metric=acc); docs/algorithms.md#dapo. Shapes: (B,), (B,) -> (B,) bool.
 
     >>> dynamic_sampling_keep([1, 1, 0, 1, 0, 0], [0, 0, 1, 1, 2, 2]).tolist()
     [False, False, True, True, False, False]

@@ -40,7 +40,7 @@ def empg_step_advantages(
         A_mod = g_s · A_i + ζ · f_{s+1}
 
     Ref: Wang et al., EMPG arXiv:2509.09265 §3; project-page pseudocode
-    ``compute_empg_advantage(k=1, k_f=1, zeta=0.1)``; ALGORITHMS.md §4(c), V10.
+    ``compute_empg_advantage(k=1, k_f=1, zeta=0.1)``; docs/algorithms.md#empg, #ex-empg.
     Shapes: (S,), (S,), (S,) long (index of the next step of the same trajectory, −1 if none)
     -> (S,).
 
@@ -78,10 +78,10 @@ def empg(
     ``step_ids=None`` makes each row one step. Rows sharing a ``traj_ids`` value are one
     trajectory (step-per-row layout); the next step of (traj, s) is (traj, s+1). Step entropy
     ``H_s`` = mean ``entropies`` (old policy) over the step's loss-bearing tokens. ``A_i`` =
-    GRPO advantage of the row. Final normalisation (Q11 ``empg_final_norm``):
+    GRPO advantage of the row. Final normalisation (``empg_final_norm``):
     ``zero_mean_steps`` subtracts the mean of A_mod over steps (ARLArena), ``zero_mean_tokens``
     over loss-bearing tokens, ``none`` keeps A_mod. Steps with no loss-bearing token are ignored.
-    Ref: arXiv:2509.09265; ALGORITHMS.md §4(c), V10. Shapes: see AdvantageInputs -> (B, T).
+    Ref: arXiv:2509.09265; docs/algorithms.md#empg, #ex-empg. Shapes: see AdvantageInputs -> (B, T).
 
     >>> b = AdvantageInputs(torch.tensor([1., 0.]), torch.tensor([0, 0]), torch.ones(2, 2),
     ...                     entropies=torch.tensor([[0.2, 0.2], [0.9, 0.9]]))

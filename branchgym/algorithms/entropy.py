@@ -21,12 +21,12 @@ def entropy_zscore(entropies: Tensor, loss_mask: Tensor, *, unbiased: bool = Tru
     """``z_t = (H_t − μ_H) / σ_H`` over the valid tokens (m = 1); 0 on masked tokens. Detached.
 
     μ_H, σ_H: mean and (unbiased by default) std over the valid tokens of the batch passed in —
-    pass a micro-batch for AEPO's code behaviour (Q9 ``entropy_norm_scope="microbatch"``) or
+    pass a micro-batch for AEPO's code behaviour (``entropy_norm_scope="microbatch"``) or
     the whole mini-batch for the paper's. ``σ_H := 1`` when it is 0 or undefined (≤ 1 valid
     token), as AEPO's code does for 0. No valid token -> all zeros.
     Ref: AEPO arXiv:2510.14545; code
     ``core_algos.py::compute_policy_loss_entropy_balanced_clipping``
-    L620–638 (upstream ARPO @ ff66660); ALGORITHMS.md §3(c), V9.
+    L620–638 (upstream ARPO @ ff66660); docs/algorithms.md#aepo, #ex-entropy-advantage.
     Shapes: (B, T), (B, T) -> (B, T).
 
     >>> entropy_zscore(torch.tensor([[0.5, 1.0, 1.5, 3.0]]), torch.ones(1, 4))

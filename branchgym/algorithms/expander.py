@@ -1,6 +1,8 @@
 """Round-by-round tree-expansion state machine for ARPO / AEPO rollouts.
 
-Spec: ALGORITHMS.md §2(b), §3(b).
+Equations: docs/algorithms.md#arpo, #aepo. Given the same uniform draws the tree is the released
+ARPO/AEPO loop's, node for node: prompts are visited in the order of their lowest active
+trajectory, sources in creation order, one draw per clone slot (docs/algorithms.md#tree-replay).
 
 A rollout loop drives it: it generates one segment for every active trajectory, executes the
 tool calls, and reports per trajectory the segment entropy, whether it finished and its response
@@ -100,7 +102,7 @@ class TreeExpander:
     branch opportunity, in creation order), so a seeded generator makes the tree reproducible.
     ``h_init_store``: only for ``h_init="code_stale_dict"``: the dict that outlives one call in
     the released code (keyed by creation index, never cleared); pass the same dict to successive
-    expanders to reproduce Q2.
+    expanders to reproduce the released code (docs/algorithms.md#arpo).
 
     Use: ``start()`` once, then ``step(reports)`` while ``not done``, then ``select()``.
     """

@@ -1,11 +1,12 @@
-"""The two frozen input records every registered estimator and loss takes (STYLE.md §7).
+"""The two frozen input records every registered estimator and loss takes.
 
 ``ADVANTAGES[name](batch: AdvantageInputs, **hparams) -> Tensor[B, T]`` and
 ``POLICY_LOSSES[name](inputs: LossInputs, **hparams) -> (loss, metrics)`` never branch on the
 name at the call site: what an algorithm needs beyond the common fields is an optional field
 here, and an estimator that needs it raises a ``ConfigError`` naming the field when it is absent.
 
-Conventions (ALGORITHMS.md §0.3): B rows (trajectories, or steps for a step-per-row layout),
+Conventions (docs/algorithms.md#notation): B rows (trajectories, or steps for a step-per-row
+layout),
 T response-token positions, left-aligned; ``loss_mask`` is 1 on model-generated tokens and 0 on
 tool-result tokens and padding.
 """

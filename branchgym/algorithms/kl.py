@@ -45,7 +45,8 @@ def k3(logp: Tensor, ref_logp: Tensor, *, clamp: bool = True) -> Tensor:
 
     ``d k3 / d logp = 1 − exp(logp_ref − logp)``. With ``clamp`` (verl's default), the log-ratio
     is clamped to [−20, 20] and k3 to [−10, 10] (no gradient where a clamp is active).
-    Ref: verl ``core_algos.py::kl_penalty_forward`` (L1867 @ b178a3cd); ALGORITHMS.md §1(d), V5.
+    Ref: verl ``core_algos.py::kl_penalty_forward`` (L1867 @ b178a3cd); docs/algorithms.md#kl,
+    #ex-k3.
 
     >>> k3(torch.tensor([-1.0]), torch.tensor([-1.2]))
     tensor([0.0187])

@@ -1,4 +1,4 @@
-"""The algorithm registries, one signature per kind (STYLE.md §6–7).
+"""The algorithm registries, one signature per kind (docs/algorithms.md#trainer).
 
 - ``ADVANTAGES[name](batch: AdvantageInputs, **hparams) -> Tensor[B, T]`` (masked).
 - ``POLICY_LOSSES[name](inputs: LossInputs, *, agg_mode=..., norm_constant=..., kl_coef=...,

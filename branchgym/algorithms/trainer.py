@@ -1,6 +1,6 @@
 """The RL trainer behind ``branchgym train``: rollout, advantage, clipped-loss update, metrics.
 
-One step (ALGORITHMS.md §0.5, §1–§4):
+One step (docs/algorithms.md):
 
 1. draw ``prompts_per_step`` task ids with the trainer's task sampler;
 2. roll out: ``flat_rollout`` (G per prompt) or ``tree_rollout`` (ARPO/AEPO; AEPO's optional
@@ -303,7 +303,7 @@ class Trainer:
         return [pool[int(i)] for i in picks]
 
     def _dynamic_sampling(self, batch: Any, rewards: list[float]) -> tuple[Any, list[float], list[int], int]:
-        """DAPO's dynamic sampling (ALGORITHMS.md §1(b)): keep groups whose rewards differ and
+        """DAPO's dynamic sampling (docs/algorithms.md#dapo): keep groups whose rewards differ and
         roll out fresh prompts until ``prompts_per_step`` such groups are in hand or
         ``max_gen_batches`` batches were generated; surplus groups beyond the train batch are
         dropped, as verl's DAPO recipe truncates to the train batch size.

@@ -1,10 +1,10 @@
 """Rollout-tree structure: nodes with parent pointers and branch points, and hard attribution.
 
-A tree rollout (ARPO/AEPO, ALGORITHMS.md §2(b)) clones a trajectory after a tool result; the
+A tree rollout (ARPO/AEPO, docs/algorithms.md#arpo) clones a trajectory after a tool result; the
 clone shares the parent's first ``branch_point`` response tokens. :class:`TreeNode` is the record
 the :class:`~branchgym.algorithms.expander.TreeExpander` keeps for every trajectory.
 :func:`token_origins` and :func:`hard_attribution` turn the parent pointers of a batch into ARPO's
-hard advantage attribution (§2(c)): a token shared by the trajectories D(t) gets
+hard advantage attribution (docs/algorithms.md#arpo): a token shared by the trajectories D(t) gets
 ``(1/|D|) Σ_{i∈D} Â_i``; tokens after the branch point keep ``Â_i``.
 """
 
@@ -91,7 +91,8 @@ def hard_attribution(
     ``A[i, t] = (1/|D(i,t)|) Σ_{k∈D(i,t)} Â_k`` with ``D(i,t) = {k : origin[k,t] = origin[i,t]}``
     (rows holding the same token instance); then masked by ``loss_mask``.
     Ref: ARPO arXiv:2507.19849 §"advantage attribution estimation" (hard; not in the released
-    code, Q10); ALGORITHMS.md §2(c), V7. Shapes: (B,), (B,), (B,), (B, T) -> (B, T).
+    code: ``attribution="hard"``); docs/algorithms.md#arpo, #ex-attribution. Shapes: (B,), (B,),
+    (B,), (B, T) -> (B, T).
 
     >>> import torch
     >>> hard_attribution(torch.tensor([1., -1.]), torch.tensor([-1, 0]), torch.tensor([0, 2]),

@@ -1,4 +1,4 @@
-"""Gymnasium environments for tool-using LLM agents (DESIGN.md §2)."""
+"""Gymnasium environments for tool-using LLM agents (README: Environments)."""
 
 from branchgym._lazy import lazy_exports
 

@@ -5,7 +5,7 @@ return types, determinism and close. Its numeric assumptions (Box bounds, dtypes
 text spaces and are skipped by Gymnasium itself for ``Text``; its render check would build one
 new env per render mode, so ours renders ``"ansi"`` on the env at hand instead.
 
-On top of that (DESIGN.md §2.1):
+On top of that (the ToolEnv contract):
 
 * **info contract**: ``reset`` returns ``task``, ``messages`` and ``tools``; ``step`` returns
   ``turn``, ``invalid_action`` and ``tool_calls``; an invalid action gives a non-empty
@@ -83,7 +83,7 @@ def check_env(
         isinstance(obs, str) and obs in env.observation_space
     ), "reset obs must be a str in the space"
     for key in ("task", "messages", "tools"):
-        assert key in info, f"reset info lacks {key!r} (DESIGN.md §2.1)"
+        assert key in info, f"reset info lacks {key!r} (ToolEnv.reset must return it)"
     assert [m["role"] for m in info["messages"][:2]] == ["system", "user"], info["messages"][:2]
     if "ansi" in base.metadata.get("render_modes", ()):
         saved, base.render_mode = base.render_mode, "ansi"

@@ -1,4 +1,4 @@
-"""``clone(env)``: clone a whole wrapper stack as ``gym.make`` returns it (DESIGN.md §2.1).
+"""``clone(env)``: clone a whole wrapper stack as ``gym.make`` returns it.
 
 Each wrapper is copied (a shallow copy whose mutable containers — lists, dicts, sets, deques,
 arrays — are copied one level deep, so counters such as TimeLimit's ``_elapsed_steps``,

@@ -1,4 +1,4 @@
-"""``ToolEnv``: the Gymnasium environment for tool-using LLM agents (DESIGN.md §2.1)."""
+"""``ToolEnv``: the Gymnasium environment for tool-using LLM agents (README: Environments)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from branchgym.errors import CloneNotSupported, ConfigError, EnvError, ResetNeed
 
 __all__ = ["ToolEnv", "DEFAULT_MAX_CALLS", "REWARD_NAMES"]
 
-#: ARPO's evaluation limits (BENCHMARKS.md §3.1): 10 searches and 5 python calls per question.
+#: ARPO's evaluation limits (its released evaluation code): 10 searches and 5 python calls per question.
 DEFAULT_MAX_CALLS: dict[str, int | None] = {"search": 10, "python": 5, "browse": 10}
 #: Built-in reward names; any name registered in ``branchgym.envs.scoring.REWARDS`` works.
 REWARD_NAMES = ("f1", "em", "math_equal", "arpo_train", "llm_judge")

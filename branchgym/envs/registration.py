@@ -5,7 +5,8 @@ and by the ``gymnasium.envs`` entry point, so ``gym.make("WebSearch-Offline-v0")
 ``import branchgym``. It imports nothing heavy: the entry point is the string
 ``"branchgym.envs.core:ToolEnv"``, loaded by ``gym.make``.
 
-Offline families (DESIGN.md §2.4); every kwarg can be overridden in ``gym.make(id, **kwargs)``.
+Offline families (README: Environments); every kwarg can be overridden in ``gym.make(id,
+**kwargs)``.
 They draw from the ``train`` split unless ``split=`` says otherwise (evaluate on ``"test"``):
 
 =========================  ==========================  =========================  =========

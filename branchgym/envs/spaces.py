@@ -1,4 +1,4 @@
-"""A Gymnasium ``Text`` space that accepts any Unicode string (DESIGN.md §2.1).
+"""A Gymnasium ``Text`` space that accepts any Unicode string.
 
 Gymnasium's :class:`~gymnasium.spaces.Text` checks every character against a charset whose
 default is ``[a-zA-Z0-9]``: a space, a newline or a ``<`` is "not in the space", so an LLM's

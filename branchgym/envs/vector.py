@@ -1,4 +1,4 @@
-"""``make_vec(id, n, mode)``: a Gymnasium vector env of ``ToolEnv``s (DESIGN.md §2.5).
+"""``make_vec(id, n, mode)``: a Gymnasium vector env of ``ToolEnv``s.
 
 Gymnasium's ``AsyncVectorEnv`` puts observations in shared memory by default, which for
 ``Text`` spaces silently yields zero-filled (empty) strings; ``make_vec`` always passes

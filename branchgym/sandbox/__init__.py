@@ -1,6 +1,6 @@
 """Code execution sandboxes: ``open_sandbox(backend="docker"|"local"|"auto") -> Session``.
 
-See DESIGN.md §3. Heavy modules (docker SDK) load only when a Docker sandbox is used.
+See the README's Sandbox section. Heavy modules (docker SDK) load only when a Docker sandbox is used.
 """
 
 from branchgym._lazy import lazy_exports

@@ -1,4 +1,4 @@
-"""The Sandbox/Session protocol (DESIGN.md §3). Backends: docker, local.
+"""The Sandbox/Session protocol. Backends: docker, local.
 
 A :class:`Session` is one persistent Python interpreter with its own workspace directory.
 Errors in user code are data in :class:`ExecResult`; a broken sandbox raises ``SandboxError``

@@ -1,4 +1,4 @@
-"""A tiny in-test env with ToolEnv's contract, for fast loop tests (STYLE.md §21).
+"""A tiny in-test env with ToolEnv's contract, for fast loop tests.
 
 ``reset`` gives a prompt and ``info["messages"]``; ``step`` runs the first complete
 ``<search>``/``<python>`` call with a deterministic fake tool and returns the result wrapped in

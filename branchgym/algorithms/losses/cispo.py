@@ -31,7 +31,7 @@ def cispo_token_loss(
 
     ``clip_low = 1`` means no lower bound (weight ≥ 0), as in the MiniMax-M1 setting.
     Ref: MiniMax-M1 arXiv:2506.13585; verl ``core_algos.py::compute_policy_loss_cispo``
-    (L1722 @ b178a3cd); ALGORITHMS.md §3(d), V4. Shapes: (B, T) x3 -> (B, T).
+    (L1722 @ b178a3cd); docs/algorithms.md#cispo, #ex-cispo. Shapes: (B, T) x3 -> (B, T).
 
     >>> lp = torch.tensor([-1.594535], requires_grad=True)
     >>> loss, _ = cispo_token_loss(lp, torch.tensor([-2.0]), torch.tensor([1.0]))

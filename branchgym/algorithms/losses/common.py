@@ -35,7 +35,7 @@ _LOG_RATIO_CLAMP = 20.0  # verl clamps logp − old_logp to [−20, 20] before e
 def importance_ratio(logp: Tensor, old_logp: Tensor, *, clamp: bool = True) -> Tensor:
     """``ρ = exp(logp − logp_old)``, the log-ratio clamped to [−20, 20] as verl does.
 
-    Ref: verl ``compute_policy_loss_vanilla`` (L1160 @ b178a3cd); ALGORITHMS.md §0.3.
+    Ref: verl ``compute_policy_loss_vanilla`` (L1160 @ b178a3cd); docs/algorithms.md#grpo.
 
     >>> importance_ratio(torch.tensor([0.0]), torch.tensor([0.0]))
     tensor([1.])

@@ -24,7 +24,8 @@ __all__ = ["token_covariance", "clip_cov", "kl_cov"]
 def token_covariance(advantages: Tensor, logp: Tensor, loss_mask: Tensor) -> Tensor:
     """``Cov_t = (A_t − mean_valid A) · (logp_t − mean_valid logp)``, detached; 0 off the mask.
 
-    Ref: arXiv:2505.22617 §4; verl ``compute_policy_loss_kl_cov`` (L1556 @ b178a3cd); V11.
+    Ref: arXiv:2505.22617 §4; verl ``compute_policy_loss_kl_cov`` (L1556 @ b178a3cd);
+    docs/algorithms.md#ex-kl-cov.
     Shapes: (B, T) x3 -> (B, T).
 
     >>> token_covariance(torch.tensor([[1., -1.]]), torch.tensor([[-1., -3.]]), torch.ones(1, 2))
@@ -66,7 +67,7 @@ def clip_cov(
     Candidates are valid tokens not already PPO-clipped; ``ℓ_t = max(ℓ1, ℓ2) · corr_t`` with
     ``corr_t ∈ {0, 1}`` (no dual clip, as in the reference). ``generator`` seeds the draw.
     Ref: arXiv:2505.22617; verl ``compute_policy_loss_clip_cov`` (L1451 @ b178a3cd); original
-    ``PRIME-RL/Entropy-Mechanism-of-RL`` ``core_algos.py`` L426; ALGORITHMS.md §5.3.
+    ``PRIME-RL/Entropy-Mechanism-of-RL`` ``core_algos.py`` L426; docs/algorithms.md#clip-cov.
 
     >>> adv = torch.tensor([[1., -1.]])
     >>> x = LossInputs(torch.zeros(1, 2), torch.zeros(1, 2), adv, torch.ones(1, 2))
@@ -121,7 +122,7 @@ def kl_cov(
     All other tokens get ``−Aρ``.
 
     No PPO clipping anywhere (as the reference). Ref: arXiv:2505.22617; verl
-    ``compute_policy_loss_kl_cov`` (L1556 @ b178a3cd); ALGORITHMS.md §5.3, V11.
+    ``compute_policy_loss_kl_cov`` (L1556 @ b178a3cd); docs/algorithms.md#kl-cov, #ex-kl-cov.
 
     >>> adv = torch.tensor([[1., -1.]])
     >>> x = LossInputs(torch.zeros(1, 2), torch.zeros(1, 2), adv, torch.ones(1, 2))

@@ -31,10 +31,10 @@ def high_entropy_mask(
     """PPO-clip loss aggregated over ``m · M`` only, ``M`` = top-⌈ρN⌉ entropy tokens of this call.
 
     Needs ``inputs.entropies`` (current policy). The top-k is over the tokens passed in: call
-    per micro-batch for the code's scope, on the whole batch for the paper's (Q13
-    ``entropy_mask_scope``). Defaults are the paper's DAPO settings (ε 0.2/0.28, c = 10).
+    per micro-batch for the code's scope, on the whole batch for the paper's
+    (``entropy_mask_scope``). Defaults are the paper's DAPO settings (ε 0.2/0.28, c = 10).
     Ref: arXiv:2506.01939; code ``dp_actor.py`` L436–461 and ``get_global_entropy_top_mask``
-    (L53 @ 6f5dda6); ALGORITHMS.md §5.2, V12.
+    (L53 @ 6f5dda6); docs/algorithms.md#high-entropy, #ex-mask.
 
     >>> import torch
     >>> x = LossInputs(torch.zeros(1, 3), torch.zeros(1, 3), torch.tensor([[1., 2., 3.]]),

@@ -1,8 +1,8 @@
 """Clipped-surrogate losses: PPO clip (+ verl dual clip), DAPO clip-higher, GPPO / CE-GPPO, AEPO.
 
 Registered: ``ppo_clip``, ``dapo``, ``gppo``, ``aepo`` (signature: see
-:mod:`branchgym.algorithms.losses.common`). Values/gradients per token: ALGORITHMS.md §1(d),
-§3(d), test vector V3.
+:mod:`branchgym.algorithms.losses.common`). Values/gradients per token:
+docs/algorithms.md#grpo, #gppo, #aepo and the worked example #ex-clip.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def ppo_clip_token_loss(
     ``ℓ = max(−Aρ, −A·clip(ρ, 1−ε_low, 1+ε_high))``; if ``A < 0``: ``ℓ = min(ℓ, −A·c)``.
     Gradient wrt logp: ``−Aρ`` unclipped, 0 when clipped. ``clip_high=0.28`` = DAPO clip-higher.
     Ref: PPO arXiv:1707.06347; DAPO arXiv:2503.14476; verl
-    ``core_algos.py::compute_policy_loss_vanilla`` (L1160 @ b178a3cd); ALGORITHMS.md §1(d), V3.
+    ``core_algos.py::compute_policy_loss_vanilla`` (L1160 @ b178a3cd); docs/algorithms.md#grpo,
+    #ex-clip.
     Shapes: (B, T) x3 -> ((B, T), {"clipped_high", "clipped_low", "dual": bool (B, T)}).
 
     >>> loss, _ = ppo_clip_token_loss(torch.log(torch.tensor([1.5, 0.5])), torch.zeros(2),
@@ -93,10 +94,16 @@ def gppo_token_loss(
         then dual clip for A < 0: ℓ = min(ℓ, −A·c)
 
     With β = 1 the forward values equal PPO's; only the clipped tokens' gradients differ
-    (table in ALGORITHMS.md §3(d)). CE-GPPO scales the forward value by β as well.
-    Ref: Klear-Reasoner arXiv:2508.07629 (README ``compute_gppo_loss_general_beta``, Q14);
+    (docs/algorithms.md#gppo). CE-GPPO scales the forward value by β as well.
+
+    The preserved gradient is taken from the unclamped log-ratio: where ``|logp − old_logp|``
+    exceeds the ±20 clamp of :func:`importance_ratio` a clipped token still gets
+    ``−β(1±ε)·A``. The released Klear and AEPO code build ``ρ/sg(ρ)`` from the clamped ratio,
+    where that gradient is 0 (a deliberate difference; values are the same).
+    Ref: Klear-Reasoner arXiv:2508.07629 (the README formula; the repository's
+    ``compute_gppo_loss`` cannot run, see docs/algorithms.md#gppo);
     CE-GPPO arXiv:2509.20712; AEPO arXiv:2510.14545, code
-    ``compute_policy_loss_entropy_balanced_clipping`` L648–679; ALGORITHMS.md V3.
+    ``compute_policy_loss_entropy_balanced_clipping`` L648–679; docs/algorithms.md#ex-clip.
 
     >>> lp = torch.log(torch.tensor([0.5])).requires_grad_()
     >>> loss, _ = gppo_token_loss(lp, torch.zeros(1), torch.tensor([-1.0]), beta_low=0.75)
@@ -147,7 +154,7 @@ def ppo_clip(
     """PPO/GRPO clipped surrogate, aggregated: ``agg(ppo_clip_token_loss) + kl_coef·agg(KL)``.
 
     GRPO paper: ``agg_mode="seq-mean-token-mean", kl_coef=0.04``; ARPO: token-mean, no KL.
-    Ref: see :func:`ppo_clip_token_loss`; ALGORITHMS.md §1(d), §2(d).
+    Ref: see :func:`ppo_clip_token_loss`; docs/algorithms.md#grpo, #arpo.
 
     >>> adv = torch.tensor([[1., -1.]])
     >>> x = LossInputs(torch.zeros(1, 2), torch.zeros(1, 2), adv, torch.ones(1, 2))
@@ -186,7 +193,7 @@ def dapo(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """DAPO: PPO clip with clip-higher (ε_high = 0.28), token-mean, no KL, dual-clip c = 10.
 
-    Ref: DAPO arXiv:2503.14476; verl ``recipe/dapo``; ALGORITHMS.md §1(d)–(e), V3.
+    Ref: DAPO arXiv:2503.14476; verl ``recipe/dapo``; docs/algorithms.md#dapo, #ex-clip.
 
     >>> lp = torch.log(torch.tensor([[1.5]]))
     >>> x = LossInputs(lp, torch.zeros(1, 1), torch.ones(1, 1), torch.ones(1, 1))
@@ -265,10 +272,11 @@ def aepo(
     Forward values equal PPO's; a token with ``A > 0, ρ > 1+ε_high`` keeps the gradient
     ``−A(1+ε_high)``; the lower bound behaves as PPO (no gradient). With
     ``entropy_adv_weight = a > 0`` the advantages are first replaced by ``A·(1 + a·z(H))`` with
-    the z-score over *this call's* valid tokens — the code's micro-batch scope (Q9), needing
+    the z-score over *this call's* valid tokens — the code's micro-batch scope
+    (``entropy_norm_scope``), needing
     ``inputs.entropies``; leave it 0 when the advantage estimator already applied it (paper).
     Ref: AEPO arXiv:2510.14545; code ``compute_policy_loss_entropy_balanced_clipping`` (L571);
-    ALGORITHMS.md §3(c)–(d), V3, V9.
+    docs/algorithms.md#aepo, #ex-clip, #ex-entropy-advantage.
 
     >>> lp = torch.log(torch.tensor([[1.5]]))
     >>> x = LossInputs(lp, torch.zeros(1, 1), torch.ones(1, 1), torch.ones(1, 1))

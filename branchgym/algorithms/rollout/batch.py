@@ -1,4 +1,4 @@
-"""``RolloutBatch``: what a rollout hands the trainer (ALGORITHMS.md §0.5).
+"""``RolloutBatch``: what a rollout hands the trainer (docs/algorithms.md#notation).
 
 Rows are trajectories (prompt-major; a group is one prompt's G flat samples or its whole tree).
 For a tree, ``parent_rows`` / ``branch_points`` give the row each clone was copied from and the

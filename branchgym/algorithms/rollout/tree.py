@@ -1,4 +1,5 @@
-"""Tree rollouts (ARPO §2(b), AEPO §3(b)): branch at high-entropy tool-call steps by cloning the env.
+"""Tree rollouts (docs/algorithms.md#arpo, #aepo): branch at high-entropy tool-call steps by
+cloning the env.
 
 Per prompt, N global trajectories start (AEPO: a pre-monitored m per prompt). Generation runs in
 rounds: every active trajectory of every prompt generates one segment in one batched
@@ -68,7 +69,8 @@ def premonitor_initial(
     entropy_source: EntropySource = "exact",
     timer: PhaseTimer | None = None,
 ) -> list[int]:
-    """AEPO entropy pre-monitoring (§3(b)(i)): the number of global trajectories m per prompt.
+    """AEPO entropy pre-monitoring (docs/algorithms.md#aepo): the number of global trajectories m
+    per prompt.
 
     H_root is H_seg of a probe generation (≤``probe_tokens`` tokens, first 20 used); one full
     tool-using rollout per prompt (discarded) gives H_steps, the H_seg of each of its segments;
@@ -128,7 +130,8 @@ def tree_rollout(
         entropy_source: ``"topk"`` (ARPO: top-k logprobs, needs ``params.logprobs_topk``) or
             ``"exact"`` (exact token entropies from the logits).
         entropy_tokens: k for the paper's after-tool probe (``branch.entropy_probe="after_tool"``).
-        h_init_store: the H_init dict kept across calls for ``h_init="code_stale_dict"`` (Q2).
+        h_init_store: the H_init dict kept across calls for ``h_init="code_stale_dict"``
+        (docs/algorithms.md#arpo).
         tool_workers: tool calls run at once (default ``min(32, live trajectories)``; 1 runs
             them one after another). Clones are made on this thread, where the envs live.
     """

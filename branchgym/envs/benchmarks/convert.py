@@ -2,7 +2,7 @@
 
 Each converter takes one row (a dict, as ``datasets`` or our file readers yield it) and its
 position, and returns a ``Task`` or ``None`` when the row is filtered out (e.g. a GAIA question
-with an attached file). Field names follow each source's published schema (BENCHMARKS.md §1);
+with an attached file). Field names follow each source's published schema;
 where a well-known re-packaging renames fields (ARPO's ``evaluation/data`` files, WebThinker's
 flattened WebWalkerQA), both spellings are accepted.
 """
@@ -205,7 +205,7 @@ _GSM8K_FINAL = re.compile(r"####\s*(-?[0-9][0-9.,]*)")
 
 
 def gsm8k_final_answer(solution: str) -> str:
-    """The number after ``####`` in a GSM8K solution, commas removed (BENCHMARKS.md §6.6).
+    """The number after ``####`` in a GSM8K solution, commas removed.
 
     >>> gsm8k_final_answer("... so 1,200 + 34 = 1,234.\\n#### 1,234")
     '1234'

@@ -1,7 +1,7 @@
 """Decryption of the benchmarks that ship encrypted to avoid training-set contamination.
 
 Both schemes XOR base64-decoded ciphertext with a key stream derived from the row's ``canary``
-string; they differ only in the key stream (BENCHMARKS.md §6.7).
+string; they differ only in the key stream.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ class BenchmarkSpec:
 
     Attributes:
         name: the ``TASK_SOURCES`` name (``"gaia"``).
-        env_id: the Gymnasium id (DESIGN.md §2.4).
+        env_id: the Gymnasium id (docs/benchmarks.md#env-ids).
         hf_path, hf_config, hf_split: where ``datasets.load_dataset`` finds it on the hub.
         url: a plain file URL when there is no hub copy (BrowseComp's CSV).
         gated: the hub copy needs an ``HF_TOKEN`` and accepted terms.
@@ -117,7 +117,7 @@ def register_sources(registry: Any) -> None:
             registry.register(s.name, f"branchgym.envs.benchmarks.source:{s.factory_name}")
 
 
-# Tool sets and limits per kind, as ARPO's evaluation runs them (BENCHMARKS.md §3.1).
+# Tool sets and limits per kind, as ARPO's evaluation runs them.
 _KIND_KWARGS: dict[str, dict[str, Any]] = {
     "deep": {"tools": ("search", "browse", "python"), "search_backend": "web", "fetcher": "web",
              "reward": "f1", "max_turns": 24},

@@ -1,4 +1,4 @@
-"""Tool-call protocols: ``arpo`` (default), ``search-r1``, ``hermes`` (DESIGN.md §2.2)."""
+"""Tool-call protocols: ``arpo`` (default), ``search-r1``, ``hermes``."""
 
 from branchgym._lazy import lazy_exports
 

@@ -1,4 +1,4 @@
-r"""The ARPO / AEPO / Tool-Star tag protocol (the default; BENCHMARKS.md §3.1).
+r"""The ARPO / AEPO / Tool-Star tag protocol (the default; as ARPO's released evaluation code writes it).
 
 Calls are ``<search> query </search>``, ``<python> code </python>`` and
 ``<browse> URL </browse>`` (or ``<browse> URL | what to look for </browse>``); results come back

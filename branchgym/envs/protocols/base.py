@@ -3,7 +3,7 @@
 A protocol turns the agent's text into one :class:`ParsedAction` (the first complete tool call,
 an answer, or an invalid action with a reason) and turns tool output into the text that is
 appended to the agent's context. Parsing never raises, whatever the string: that is part of the
-env contract (DESIGN.md §2.2), so every concrete ``parse`` runs inside :meth:`Protocol.parse`'s
+env contract, so every concrete ``parse`` runs inside :meth:`Protocol.parse`'s
 safety net.
 """
 

@@ -1,4 +1,4 @@
-"""The Search-R1 protocol (BENCHMARKS.md §3.2).
+"""The Search-R1 protocol (Jin et al., arXiv:2503.09516).
 
 ``<search> query </search>`` → ``\\n\\n<information>...</information>\\n\\n``; the answer is
 ``<answer> X </answer>`` (no box needed). An invalid action gets Search-R1's own message, word

@@ -1,5 +1,5 @@
 """Scoring: answer extraction, rule metrics, MATH equivalence, ARPO's training reward, the LLM
-judge and pass@k, exactly as BENCHMARKS.md §2 specifies."""
+judge and pass@k, as ARPO's evaluation computes them (docs/benchmarks.md#evaluating-a-model)."""
 
 from branchgym._lazy import lazy_exports
 

@@ -1,4 +1,5 @@
-"""Answer extraction from a model's output, as ARPO's evaluation does (BENCHMARKS.md §2.1).
+"""Answer extraction from a model's output, as ARPO's evaluation does
+(docs/benchmarks.md#evaluating-a-model).
 
 1. the text between the last ``<answer>`` and the last ``</answer>``;
 2. inside it the last ``\\boxed{...}`` (or ``\\fbox{...}``), brace-matched, unwrapped, with a
@@ -100,7 +101,7 @@ def _unbox(s: str) -> str | None:
 
 
 def extract_answer(text: str) -> str:
-    """Steps 1-3 of §2.1: the model's final answer, or ``""`` when there is none.
+    """Steps 1-3 (module docstring): the model's final answer, or ``""`` when there is none.
 
     >>> extract_answer(r"<answer>The final answer is \\[ \\boxed{\\text{Oslo}} \\]</answer>")
     'Oslo'
@@ -118,12 +119,12 @@ def extract_answer(text: str) -> str:
 
 
 def last_lines(text: str, n: int = 5) -> str:
-    """Step 4 of §2.1: the last ``n`` non-empty lines of ``text``, newline-joined."""
+    """Step 4 (module docstring): the last ``n`` non-empty lines of ``text``, newline-joined."""
     lines = [line for line in text.splitlines() if line.strip()]
     return "\n".join(lines[-n:])
 
 
 def extract_prediction(text: str) -> str:
-    """The evaluation prediction: :func:`extract_answer`, else :func:`last_lines` (§2.1 step 4)."""
+    """The evaluation prediction: :func:`extract_answer`, else :func:`last_lines` (step 4)."""
     pred = extract_answer(text)
     return pred if pred else (last_lines(text) if isinstance(text, str) else "")

@@ -1,4 +1,5 @@
-"""LLM-as-judge scoring with ARPO's prompt and decision rule (BENCHMARKS.md §2.3, §6.2).
+"""LLM-as-judge scoring with ARPO's prompt and decision rule
+(docs/benchmarks.md#evaluating-a-model).
 
 ``judge_decision`` is bug-compatible with ARPO ``evaluation/src/llm_evaluator_sds.py``: the reply
 (or its ``<judgment>`` part) counts as correct when it contains "correct" and none of
@@ -72,7 +73,7 @@ class LLMJudge:
 
     def __call__(self, question: str, pred: str, gold: str | Sequence[str]) -> bool:
         if not str(pred).strip():
-            return False  # empty prediction: every metric is 0 (§2.1)
+            return False  # empty prediction: every metric is 0
         prompt = judge_prompt(question, pred, gold)
         for _ in range(self.retries):
             try:

@@ -1,4 +1,4 @@
-"""``math_equal``: Hendrycks-MATH string equivalence plus numeric tolerance (BENCHMARKS.md §2.2).
+"""``math_equal``: Hendrycks-MATH string equivalence plus numeric tolerance.
 
 :func:`is_equiv` compares two answers after :func:`strip_string`, the MATH reference
 normalisation (Hendrycks et al., "Measuring Mathematical Problem Solving With the MATH Dataset",

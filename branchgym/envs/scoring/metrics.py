@@ -1,6 +1,7 @@
-"""Rule metrics over answer strings: EM, substring accuracy, token F1 (BENCHMARKS.md §2.2, §2.5).
+"""Rule metrics over answer strings: EM, substring accuracy, token F1
+(docs/benchmarks.md#evaluating-a-model).
 
-Two normalisations exist on purpose (§6.1):
+Two normalisations exist on purpose:
 
 - evaluation (:func:`normalize_answer`): lower-case, strip, articles removed for QA, whitespace
   collapsed, **punctuation kept** (ARPO ``evaluation/src/metrics.py``);

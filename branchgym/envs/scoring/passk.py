@@ -1,6 +1,6 @@
 """Unbiased pass@k (Chen et al., "Evaluating Large Language Models Trained on Code", 2021).
 
-pass@k = 1 - C(n - c, k) / C(n, k) for n samples of which c are correct (BENCHMARKS.md §2.4);
+pass@k = 1 - C(n - c, k) / C(n, k) for n samples of which c are correct (Chen et al., arXiv:2107.03374);
 it equals c/n for k = 1 and "any correct" for k = n.
 """
 

@@ -31,7 +31,7 @@ def _golds(task: Task) -> list[str]:
 
 def score(text: str, task: Task, judge: Callable[[str, str, Any], bool] | None = None
           ) -> dict[str, Any]:
-    """All metrics for one output (BENCHMARKS.md §2.1-2.3).
+    """All metrics for one output (docs/benchmarks.md#evaluating-a-model).
 
     The prediction is :func:`extract_prediction` (box in the last answer block, else the last 5
     lines). QA normalisation (articles dropped) applies to ``answer_type="string"`` tasks.

@@ -1,4 +1,4 @@
-"""ARPO's tool-use statistics (BENCHMARKS.md §2.2): paired-tag counts and tool productivity."""
+"""ARPO's tool-use statistics: paired-tag counts and tool productivity."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ARPO's training reward (``verl/utils/reward_score/deep_research.py``; BENCHMARKS.md §2.5).
+"""ARPO's training reward (``verl/utils/reward_score/deep_research.py``; docs/algorithms.md#arpo).
 
 1. Format gate, -1 when any holds: no ``<think>`` or unequal ``<think>``/``</think>`` counts (when
    ``require_think``); not exactly one ``<answer>`` and one ``</answer>``; a ``<search>`` or

@@ -36,7 +36,7 @@ def best_window(text: str, goal: str, window_chars: int) -> tuple[str, bool]:
     """Text within ``window_chars`` either side of the sentence best matching ``goal``.
 
     The match score is the word-set F1 between goal and sentence, as ARPO's browser does
-    (BENCHMARKS.md §3.1, with a 0 threshold). Returns ``(window, matched)``; with no overlap at
+    (as ARPO's evaluation code, with a 0 threshold). Returns ``(window, matched)``; with no overlap at
     all the page start is returned and ``matched`` is False.
     """
     goal_w = _word_set(goal)

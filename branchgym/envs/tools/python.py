@@ -1,4 +1,4 @@
-"""The python tool: run the agent's code in a sandbox session (DESIGN.md §2.3, §3).
+"""The python tool: run the agent's code in a sandbox session (README: Sandbox).
 
 One :class:`~branchgym.sandbox.core.Session` per episode, opened lazily at the first call, so an
 episode that never runs code never starts a sandbox. Variables, imports and workspace files

@@ -1,4 +1,4 @@
-"""The search tool and its local BM25 backend (DESIGN.md §2.3, BENCHMARKS.md §3.1-3.2).
+"""The search tool and its local BM25 backend (docs/benchmarks.md#web-search-and-browsing).
 
 ``BM25Backend`` indexes documents (``title``, ``text``, ``url``) with ``bm25s`` (numpy backend,
 no numba) once per corpus, caches the index in process and on disk, and answers a query by
@@ -38,7 +38,7 @@ __all__ = [
     "NO_RESULTS_MESSAGE",
 ]
 
-# ARPO's exact strings (evaluation/src, tools/search_tool.py), BENCHMARKS.md §3.1.
+# ARPO's exact strings (evaluation/src, tools/search_tool.py).
 DUPLICATE_QUERY_MESSAGE = "You have searched this query. Please refer to previous results."
 NO_RESULTS_MESSAGE = "No search results found."
 _MAX_SEEN = 10_000  # queries in a snapshot of one episode (far above any turn limit)

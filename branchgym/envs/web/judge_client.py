@@ -4,7 +4,8 @@
 prompt (as ARPO's judge sends it), ``POST {base_url}/chat/completions``, the reply is
 ``choices[0].message.content``. :func:`make_judge` wraps it in the scoring package's
 :class:`~branchgym.envs.scoring.judge.LLMJudge`, which applies ARPO's prompt and decision rule
-(BENCHMARKS.md §2.3) and falls back to ``is_equiv`` when the endpoint keeps failing.
+(docs/benchmarks.md#evaluating-a-model) and falls back to ``is_equiv`` when the endpoint keeps
+failing.
 
 Any server that speaks the chat-completions shape works: vLLM, SGLang, llama.cpp, TGI, or a
 hosted API (key from ``OPENAI_API_KEY`` or ``api_key=``).

@@ -2,7 +2,7 @@
 
 ``BrowseTool(fetcher, summarizer=...)`` calls ``summarizer(page_text, goal)`` when the agent
 browses with a goal (``<browse>url | goal</browse>``); this mirrors ARPO's deep-search mode, where
-a second model condenses fetched pages (BENCHMARKS.md §3.1). Two adapters:
+a second model condenses fetched pages (docs/benchmarks.md#web-search-and-browsing). Two adapters:
 
 - :class:`PolicySummarizer` over any ``branchgym.agents`` :class:`Policy` (HF, vLLM, OpenAI);
 - :class:`ChatSummarizer` over an OpenAI-compatible chat endpoint

@@ -1,4 +1,4 @@
-"""The offline world: generator, websites and task families (DESIGN.md §2.4)."""
+"""The offline world: generator, websites and task families (README: Environments)."""
 
 from branchgym._lazy import lazy_exports
 

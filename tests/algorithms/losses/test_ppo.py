@@ -20,7 +20,7 @@ from branchgym.algorithms.losses.ppo import (
 from branchgym.algorithms.registry import POLICY_LOSSES
 from branchgym.errors import ConfigError
 
-# (rho, A): {column: (value, grad)} from ALGORITHMS.md §7 V3 (eps 0.2, c = 3).
+# (rho, A): {column: (value, grad)} from docs/algorithms.md#ex-clip (eps 0.2, c = 3).
 V3 = {
     (1.5, 1): {
         "ppo": (-1.2, 0),

@@ -1,4 +1,4 @@
-"""xbench and BrowseComp decryption (BENCHMARKS.md §6.7)."""
+"""xbench and BrowseComp decryption."""
 
 from __future__ import annotations
 

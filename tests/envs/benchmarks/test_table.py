@@ -1,4 +1,4 @@
-"""Every benchmark env id: registered as DESIGN.md §2.4 lists, built from our fixture through
+"""Every benchmark env id: registered as docs/benchmarks.md lists, built from our fixture through
 ``gym.make`` with its registered tools (search through a real Search-R1 server on loopback),
 and passing ``branchgym.envs.check_env``."""
 

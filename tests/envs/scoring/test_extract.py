@@ -1,4 +1,4 @@
-"""Answer extraction vectors (BENCHMARKS.md §2.1, §6.3-6.4)."""
+"""Answer extraction vectors (ARPO's evaluation rules)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EM, substring accuracy and token F1 with both normalisations (BENCHMARKS.md §2.2, 2.5, 6.1)."""
+"""EM, substring accuracy and token F1 with both normalisations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Paired-tag counting and tool productivity (BENCHMARKS.md §2.2)."""
+"""Paired-tag counting and tool productivity."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ARPO training reward: format gate, F1, multi-tool bonus (BENCHMARKS.md §2.5, §6)."""
+"""ARPO training reward: format gate, F1, multi-tool bonus."""
 
 from __future__ import annotations
 

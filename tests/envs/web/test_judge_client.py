@@ -1,5 +1,5 @@
 """The judge's OpenAI-compatible client against a loopback server speaking chat completions,
-and ARPO's decision rule end to end (BENCHMARKS.md §2.3, §6.2)."""
+and ARPO's decision rule end to end."""
 
 from __future__ import annotations
 
