@@ -9,9 +9,10 @@ global state, torch's CPU (and CUDA) generators, plus the named generators the t
 resumed run draws exactly what the uninterrupted run would have drawn.
 
 Resume (:func:`resume`) verifies a checkpoint before anything is loaded from it: the checksum
-(before unpickling, which admits tensors and plain data only: ``weights_only=True``), the keys, the step (the directory's, the manifest's and the state's agree),
-the weights (the model's names, shapes and dtypes; every value finite) and the optimizer state
-(finite, shaped like its parameters). A checkpoint that fails is skipped with a
+(before unpickling, which admits tensors and plain data only: ``weights_only=True``), the keys,
+the step (the directory's, the manifest's and the state's agree), the weights (the model's
+names, shapes and dtypes; every value finite) and the optimizer state (finite, shaped like its
+parameters). A checkpoint that fails is skipped with a
 :class:`CheckpointWarning` naming the file and what was wrong, and the next older one is tried;
 when none is intact, :class:`~branchgym.errors.CheckpointError` names every file and the fix.
 Checkpoints written before manifests have no checksum: they are verified by content only (a

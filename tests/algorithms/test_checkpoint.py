@@ -63,7 +63,8 @@ def test_resume_falls_back_and_reports_each_file(tmp_path) -> None:
     save_checkpoint(tmp_path, 1, _state(1, 1.0), keep=5)
     newest = save_checkpoint(tmp_path, 2, _state(2, float("inf")), keep=5)
     got = []
-    with pytest.warns(CheckpointWarning, match=f"{newest}.*not finite.*resuming from .*step-000001"):
+    expected = f"{newest}.*not finite.*resuming from .*step-000001"
+    with pytest.warns(CheckpointWarning, match=expected):
         path = resume(tmp_path, got.append)
     assert path.name == "step-000001" and got[0]["step"] == 1
     (path / "state.pt").write_bytes(b"junk")
