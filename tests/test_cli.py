@@ -89,3 +89,28 @@ def test_bad_env_kwargs_json() -> None:
     proc = run("eval", "WebSearch-Offline-v0", "--env-kwargs", "{max_turns: 3}")
     assert proc.returncode == 2 and "not valid JSON" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_train_print_config_works_for_every_preset(capsys) -> None:
+    import yaml
+
+    from branchgym.algorithms.train_config import PRESETS
+
+    for algo in PRESETS:
+        assert main(["train", "--algo", algo, "--print-config"]) == 0
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert printed["algo"] == algo and printed["advantage"] == PRESETS[algo].advantage
+
+
+def test_quickstart_options_are_checked_before_any_work(tmp_path, capsys) -> None:
+    out = tmp_path / "qs"
+    for args, word in (
+        (["--set", "rl_lr=inf"], "QuickstartConfig.rl_lr="),
+        (["--set", "hidden=100"], "QuickstartConfig.hidden=100"),
+        (["--set", "rl_step=3"], "unknown quickstart option"),
+        (["--minutes-budget", "-1"], "QuickstartConfig.minutes_budget=-1"),
+    ):
+        assert main(["quickstart", "--out", str(out), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and word in err, err
+    assert not out.exists()  # nothing was built or written
