@@ -310,3 +310,14 @@ def test_replay_reads_what_a_killed_writer_left_in_the_wal(tmp_path) -> None:
     replay = RecordedSearch(None, db, mode="replay")
     assert [replay.search(f"query {i}", 3)[0].title for i in range(50)] == [
         f"t{i}" for i in range(50)]
+
+
+def test_a_lone_surrogate_is_recorded_and_replayed_exactly(tmp_path) -> None:
+    """A UTF-16 truncation in a search API's answer: the store keeps it exactly (what the
+    agent is shown is the search tool's business)."""
+    db = tmp_path / "web.sqlite"
+    value = {"hits": [{"title": "half \ud83d", "url": "https://s.example/", "snippet": "x"}]}
+    store = WebStore(db)
+    store.put_search("query", 3, value)
+    store.close()
+    assert WebStore(db, readonly=True).get_search("query", 3) == value

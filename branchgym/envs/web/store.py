@@ -334,6 +334,10 @@ class WebStore:
             raise StoreWriteError(f"the web store {self.path} was opened read-only (replay); "
                                   "record with mode='record' or 'replay-or-fetch'.")
         blob = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        try:
+            blob.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: SQLite cannot store it, a \u escape can
+            blob = json.dumps(value, ensure_ascii=True, sort_keys=True)
         digest = record_checksum(table, key, blob)
         with self._lock:
             conn = self._connect()
