@@ -115,6 +115,13 @@ class TrainConfig:
     """ARPO's per-trajectory tool-call limit (None: the env's own limits only)."""
     entropy_source: Literal["topk", "exact"] = "topk"
     """H_seg from top-k logprobs (ARPO, k=10) or from exact token entropies."""
+    entropy_top_k: int = ranged(10, ge=1, hint="ARPO/AEPO request 10 logprobs per position")
+    """top-k logprobs the rollout engine returns per position for H_seg (``entropy_source="topk"``)."""
+    entropy_tokens: int = ranged(20, ge=1, le=20, hint="ARPO uses 20; a trajectory records 20 positions")
+    """positions of a segment H_seg reads (tree rollouts, pre-monitoring), and k, the tokens of the
+    paper's after-tool probe (``branching.entropy_probe="after_tool"``)."""
+    initial_entropy_tokens: int = ranged(50, ge=1, hint="AEPO uses 50")
+    """length of AEPO's H_root probe generation (``premonitor``; H_root reads its first ``entropy_tokens``)."""
     temperature: float = ranged(1.0, gt=0.0, hint="the update divides the logits by it; 1.0 is usual")
     top_p: float = ranged(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = ranged(256, ge=1)
@@ -256,7 +263,9 @@ def _from(name: str, summary: str, cfg: Any, **settings: Any) -> Preset:
     """A preset from a part-1 config: its estimator, loss and (tree algorithms) branch rule."""
     tree = hasattr(cfg, "branching")
     loss_params = dict(cfg.loss_params())
-    base = {"call_limit": cfg.call_limit} if tree else \
+    base = {"call_limit": cfg.call_limit, "entropy_top_k": cfg.entropy_top_k,
+            "entropy_tokens": cfg.entropy_tokens,
+            "initial_entropy_tokens": getattr(cfg, "initial_entropy_tokens", 50)} if tree else \
         {"group_size": 16, "ref_model": bool(loss_params.get("kl_coef", 0.0))}
     return Preset(
         name, summary, advantage=cfg.advantage_name, loss=cfg.loss_name,
@@ -328,6 +337,8 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(f"--set {item!r} is not key=value; e.g. --set lr=1e-5 or --set branching.n=8.")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
+        except RecursionError:
+            raise ConfigError(f"--set {key.strip()}=...: the value is nested too deeply; give a scalar.") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {key.strip()}={raw!r}: not a YAML value ({_yaml_problem(e)}); "
                               "quote strings, e.g. --set env='\"my.mod:make\"'.") from None
@@ -393,6 +404,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} cannot be read ({e.strerror or e}).") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); pass a YAML file.") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply); TrainConfig fields are at most "
+                          "a mapping of scalars deep.") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)}).") from None
     if data is None:

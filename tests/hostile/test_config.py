@@ -93,6 +93,7 @@ SETS = [
     ("grpo", "lrr=1", ["lrr", "Did you mean 'lr'"]),
     ("grpo", "algo=aepo", ["algo", "'aepo'", "'grpo'"]),
     ("grpo", "lr=[1", ["lr", "not a YAML value"]),
+    ("grpo", "lr=" + "[" * 5000 + "]" * 5000, ["lr", "nested too deeply"]),
     ("grpo", "env_kwargs.bogus=1", ["env_kwargs", "'bogus'", "ToolEnv", "max_turns"]),
     ("grpo", "env_kwargs.max_turns=abc", ["env_kwargs.max_turns", "'abc'", "int"]),
     ("grpo", "env_kwargs.split=dev", ["env_kwargs.split", "TrainConfig.split"]),
@@ -117,6 +118,7 @@ YAMLS = [
     ("grpo", "device: gpu\n", ["device", "'gpu'"]),
     ("grpo", "rollout_backend: vllm\nvllm_kwargs:\n  max_model_len: big\n", ["vllm_kwargs.max_model_len", "'big'"]),
     ("grpo", "rollout_backend: vllm\nvllm_kwargs:\n  seed: 3\n", ["vllm_kwargs.seed", "remove it"]),
+    ("grpo", "lr: " + "[" * 5000 + "]" * 5000 + "\n", ["not valid YAML", "nested too deeply"]),
 ]
 
 # (constructor, kwargs, words the error must contain): the sub-configs and the other configs
@@ -158,7 +160,7 @@ def _one_line(err: ConfigError, words: list[str]) -> None:
         assert w in msg, (w, msg)
 
 
-@pytest.mark.parametrize(("algo", "item", "words"), SETS, ids=[s[1] for s in SETS])
+@pytest.mark.parametrize(("algo", "item", "words"), SETS, ids=[s[1][:40] for s in SETS])
 def test_bad_set_values_are_refused_naming_the_field(algo: str, item: str, words: list[str]) -> None:
     with pytest.raises(ConfigError) as e:
         load_train_config(algo, overrides=parse_sets([item]))
