@@ -1,13 +1,20 @@
 """``TrainConfig``: one frozen, validated config for ``branchgym train``, with a preset per algorithm.
 
-Precedence: the algorithm's preset, then a YAML file (a mapping of field names), then
-``--set key=value`` overrides (``key`` may be dotted into ``advantage_params``, ``loss_params``
-or ``branching``: ``--set loss_params.clip_high=0.28 --set branching.n=8``). Values are YAML
-scalars (``1e-6``, ``true``, ``null``).
+Precedence: the algorithm's preset, then a YAML file (a mapping of field names; its ``algo:``
+may name the preset), then ``--set key=value`` overrides (``key`` may be dotted into
+``advantage_params``, ``loss_params``, ``env_kwargs``, ``vllm_kwargs`` or ``branching``:
+``--set loss_params.clip_high=0.28 --set branching.n=8``; a mapping is merged into the preset's).
+Values are YAML scalars (``1e-6``, ``true``, ``null``).
 
-The presets come from the part-1 configs (:mod:`branchgym.algorithms.config`): each names an
-advantage estimator and a policy loss of the registries, with their hyper-parameters, and the
-tree-rollout algorithms a :class:`BranchConfig`; the trainer calls
+The result is checked once, when it is built and before any model loads: every field against its
+type and range (:mod:`branchgym.fields`), the ``*_params`` / ``*_kwargs`` mappings against the
+signature of the function or env they are passed to. A bad value raises one
+:class:`~branchgym.errors.ConfigError` line naming the field, the value and what is allowed.
+
+The presets (:data:`PRESETS`, typed :class:`Preset` records written once) come from the part-1
+configs (:mod:`branchgym.algorithms.config`): each names an advantage estimator and a policy loss
+of the registries, with their hyper-parameters, and the tree-rollout algorithms a
+:class:`BranchConfig`; the trainer calls
 ``ADVANTAGES.get(cfg.advantage)(inputs, **cfg.advantage_params)`` and
 ``POLICY_LOSSES.get(cfg.loss)(inputs, **cfg.loss_params)`` and never branches on the name.
 """
