@@ -40,6 +40,7 @@ from branchgym.errors import ConfigError
 __all__ = ["Spec", "ranged", "validate", "build", "check_value", "check_keywords"]
 
 _MISSING: Any = dataclasses.MISSING
+_INT64 = 2**63 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +81,8 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _short(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= 80 else text[:60] + f"...' ({len(text)} chars)"
+    quote = "'" if isinstance(value, str) else ""
+    return text if len(text) <= 80 else text[:60] + f"...{quote} ({len(text)} chars)"
 
 
 def _num(x: float) -> str:
@@ -146,6 +148,8 @@ def _conform(tp: Any, value: Any, spec: Spec, where: str) -> tuple[bool, Any]:
     if tp is int or tp is float:
         if isinstance(value, bool) or not isinstance(value, int if tp is int else (int, float)):
             return False, value
+        if isinstance(value, int) and abs(value) > _INT64:  # float() overflows; torch takes int64
+            return False, value
         v = float(value) if tp is float else value
         if tp is float and not math.isfinite(v):
             return False, value
@@ -178,7 +182,8 @@ def check_value(where: str, tp: Any, value: Any, spec: Spec | None = None) -> An
     spec = spec or Spec()
     ok, v = _conform(tp, value, spec, where)
     if not ok:
-        msg = f"{where}={_short(value)} must be {_describe(tp, spec)}"
+        big = isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT64
+        msg = f"{where}={_short(value)} must be {_describe(tp, spec)}" + (", below 2**63" if big else "")
         msg += f"; {spec.hint}." if spec.hint else "."
         options = spec.options()
         close = difflib.get_close_matches(value, [str(o) for o in options], n=1) \

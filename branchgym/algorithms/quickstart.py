@@ -49,7 +49,7 @@ class QuickstartConfig:
     sft_steps: int = ranged(600, ge=0)
     """upper bound on SFT steps (early stopping on ``sft_target_accuracy`` usually ends it sooner)."""
     sft_batch_size: int = ranged(32, ge=1)
-    sft_lr: float = ranged(3e-3, gt=0.0)
+    sft_lr: float = ranged(3e-3, gt=0.0, le=1.0)
     sft_target_accuracy: float = ranged(0.5, ge=0.0)
     """SFT stops once validation accuracy (T = 1) reaches this: an imperfect start RL can improve,
     at the same level for every seed. Set above 1 to always run ``sft_steps``."""
@@ -60,7 +60,7 @@ class QuickstartConfig:
     sft_eval_samples: int = ranged(2, ge=1)
     """samples per validation task at each SFT check (64 tasks)."""
     rl_steps: int = ranged(60, ge=1)
-    rl_lr: float = ranged(2e-4, gt=0.0)
+    rl_lr: float = ranged(2e-4, gt=0.0, le=1.0)
     prompts_per_step: int = ranged(8, ge=1)
     group_size: int = ranged(8, ge=1)
     """G for GRPO, and the tree size n for AEPO (equal trajectory counts)."""

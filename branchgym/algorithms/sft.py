@@ -29,7 +29,7 @@ class SFTConfig:
     """optimizer steps."""
     batch_size: int = ranged(16, ge=1)
     """examples per step."""
-    lr: float = ranged(3e-3, gt=0.0, hint="e.g. 3e-3 for the tiny model")
+    lr: float = ranged(3e-3, gt=0.0, le=1.0, hint="e.g. 3e-3 for the tiny model")
     """AdamW learning rate (tiny models need large ones)."""
     weight_decay: float = ranged(0.0, ge=0.0)
     max_grad_norm: float = ranged(1.0, gt=0.0, hint="1.0 is usual")

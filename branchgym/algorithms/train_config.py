@@ -155,7 +155,7 @@ class TrainConfig:
     it has (verl raises instead) and logs ``train/gen_batches``."""
     ref_model: bool = False
     """keep a frozen copy of the initial model for ref_logp (needed when loss_params.kl_coef > 0)."""
-    lr: float = ranged(1e-6, gt=0.0, hint="ARPO/AEPO use 1e-6")
+    lr: float = ranged(1e-6, gt=0.0, le=1.0, hint="ARPO/AEPO use 1e-6")
     weight_decay: float = ranged(0.0, ge=0.0)
     max_grad_norm: float = ranged(1.0, gt=0.0, hint="1.0 is usual")
     warmup_steps: int = ranged(0, ge=0)
