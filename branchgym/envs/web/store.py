@@ -42,20 +42,23 @@ normalises to is still found, but only for that exact URL.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import sqlite3
 import threading
 import time
-import unicodedata
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from branchgym.envs.types import Hit, Page, PageFetcher, SearchBackend
+from branchgym.envs.web.store_keys import (
+    legacy_url_key,
+    normalize_query,
+    normalize_url,
+    record_checksum,
+)
 from branchgym.errors import ConfigError, Error, FetchError, SSRFBlocked
 
 __all__ = [
@@ -94,60 +97,6 @@ class StoreError(FetchError):
 
 class StoreWriteError(Error, OSError):
     """Writing to the store failed (read-only store, damaged file, full disk); names the file."""
-
-
-def normalize_query(query: str) -> str:
-    """The store key of a query: NFKC, lower case, inner whitespace collapsed.
-
-    >>> normalize_query("  GAIA   Benchmark\\tauthors ")
-    'gaia benchmark authors'
-    """
-    return " ".join(unicodedata.normalize("NFKC", query).lower().split())
-
-
-def _netloc(parts: Any) -> str:
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    port = parts.port
-    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
-        host = f"{host}:{port}"
-    userinfo = parts.netloc.rpartition("@")[0]
-    return f"{userinfo}@{host}" if userinfo else host
-
-
-def normalize_url(url: str) -> str:
-    """The store key of a URL.
-
-    Query parameters are ordered by name; repeated names keep their order and every parameter
-    keeps its escapes, so two URLs a server may answer differently never share a key.
-
-    >>> normalize_url("HTTPS://Example.COM:443/a?b=2&a=1#frag")
-    'https://example.com/a?a=1&b=2'
-    >>> normalize_url("http://e.com/?x=2&x=1&p=a%2Fb")
-    'http://e.com/?p=a%2Fb&x=2&x=1'
-    """
-    parts = urlsplit(url.strip())
-    fields = sorted(parts.query.split("&"), key=lambda f: f.partition("=")[0])  # stable
-    query = "&".join(fields) if parts.query else ""
-    return urlunsplit((parts.scheme.lower(), _netloc(parts), parts.path or "/", query, ""))
-
-
-def _legacy_url_key(url: str) -> str:
-    """The page key of stores written before the query order and escapes were kept."""
-    parts = urlsplit(url.strip())
-    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
-    host = (parts.hostname or "").lower()
-    if parts.port and not ((parts.scheme.lower(), parts.port) in (("http", 80), ("https", 443))):
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme.lower(), host, parts.path or "/", query, ""))
-
-
-def record_checksum(table: str, key: str, blob: str) -> str:
-    """SHA-256 (hex) of one record: its table, key and JSON value."""
-    data = f"{table}\n{key}\n{blob}".encode("utf-8", "surrogatepass")
-    return hashlib.sha256(data).hexdigest()
 
 
 def _check_mode(mode: str) -> str:
@@ -380,7 +329,7 @@ class WebStore:
             StoreError: the record is damaged (names the file and the key).
         """
         key = normalize_url(url)
-        for candidate in dict.fromkeys((key, _legacy_url_key(url))):
+        for candidate in dict.fromkeys((key, legacy_url_key(url))):
             found = self._get("pages", candidate)
             if found is None:
                 continue
