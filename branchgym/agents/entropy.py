@@ -116,7 +116,7 @@ def segment_entropy(
     total = 0.0
     for pos in list(positions)[:max_positions]:
         if isinstance(pos, int | float):  # the position's entropy, already computed
-            if not 0.0 <= pos < math.inf:
+            if not -1e-6 <= pos < math.inf:  # rounding may leave a tiny negative
                 raise ConfigError(f"a token entropy must be finite and ≥ 0, got {pos!r}.")
             total += float(pos)
         else:

@@ -24,7 +24,6 @@ turn sent to the env, and an EOS does not end the episode).
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from branchgym.agents.entropy import ARPO_ENTROPY_TOKENS, arpo_segment_entropy
+from branchgym.agents.entropy import ARPO_ENTROPY_TOKENS, arpo_segment_entropy, segment_entropy
 from branchgym.agents.policy import Completion, SamplingParams, generate_with
 from branchgym.agents.trajectory import Segment, Step, ToolCall, Trajectory
 from branchgym.envs.handle import EnvHandle, as_env_handle
@@ -153,7 +152,7 @@ def segment_entropy_of(
             )
         return arpo_segment_entropy(c.top_logprobs[:max_tokens], vocab_size)
     if source == "exact":
-        return sum(c.entropies[:max_tokens]) / math.log(vocab_size)
+        return segment_entropy(c.entropies, vocab_size, max_positions=max_tokens)
     raise ConfigError(f"entropy_source={source!r}; use 'topk' or 'exact'.")
 
 
@@ -352,6 +351,7 @@ def run_round(
     entropy_source: EntropySource | None = None,
     tools: ToolExecutor | None = None,
     close_finished: bool = True,
+    entropy_tokens: int = ARPO_ENTROPY_TOKENS,
 ) -> dict[int, SegmentResult]:
     """One round: one segment for every live episode, then all their tool calls at once.
 
@@ -367,6 +367,7 @@ def run_round(
             entropies (tree rollouts read it); None skips it.
         tools: the executor for the tool calls (default: a fresh one with default size).
         close_finished: close the env handle of an episode as soon as it ends.
+        entropy_tokens: H_seg reads the first ≤ this many positions of a segment (ARPO: 20).
 
     Returns:
         Per index into ``episodes`` (live ones only), a :class:`SegmentResult`.
@@ -398,7 +399,9 @@ def run_round(
         ep = episodes[i]
         c = _clip_completion(c, ep.budget_left, generator)
         timer.count("generated_tokens", len(c.token_ids))
-        h = None if entropy_source is None else segment_entropy_of(c, generator.vocab_size, entropy_source)
+        h = None if entropy_source is None else segment_entropy_of(
+            c, generator.vocab_size, entropy_source, max_tokens=entropy_tokens
+        )
         out[i] = SegmentResult(c, h, False)
         if not ep.record(c, generator):
             if ep.done and close_finished:  # response budget used up

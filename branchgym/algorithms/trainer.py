@@ -248,7 +248,7 @@ class Trainer:
         cfg = self.cfg
         params = SamplingParams(
             max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-            logprobs_topk=10 if cfg.entropy_source == "topk" else 0,
+            logprobs_topk=cfg.entropy_top_k if cfg.entropy_source == "topk" else 0,
         )
         common = dict(max_response_tokens=cfg.max_response_tokens, call_limit=cfg.call_limit,
                       entropy_source=cfg.entropy_source)
@@ -258,10 +258,13 @@ class Trainer:
         initial = None
         if cfg.premonitor:
             initial = premonitor_initial(self.make_env, self.rollout_policy, task_ids, params, n=cfg.branching.n,
-                                         beta=cfg.premonitor_beta, m_rounding=cfg.m_rounding, **common)
+                                         beta=cfg.premonitor_beta, m_rounding=cfg.m_rounding,
+                                         probe_tokens=cfg.initial_entropy_tokens, entropy_tokens=cfg.entropy_tokens,
+                                         **common)
         store = self.h_init_store if cfg.branching.h_init == "code_stale_dict" else None
         return tree_rollout(self.make_env, self.rollout_policy, task_ids, params, branch=cfg.branching,
-                            rng=self.tree_rng, initial=initial, h_init_store=store, **common)
+                            rng=self.tree_rng, initial=initial, h_init_store=store, entropy_tokens=cfg.entropy_tokens,
+                            **common)
 
     def _shaped_rewards(self, batch: Any) -> list[float]:
         rewards = list(batch.rewards)

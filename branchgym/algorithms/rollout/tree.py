@@ -15,7 +15,6 @@ and branch points are kept on the trajectories and in the batch.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
@@ -40,10 +39,10 @@ __all__ = ["tree_rollout", "premonitor_initial"]
 
 def _probe_entropies(
     episodes: Sequence[LiveEpisode], policy: Any, params: SamplingParams, tokens: int,
-    source: EntropySource, timer: PhaseTimer,
+    source: EntropySource, timer: PhaseTimer, positions: int = 20,
 ) -> list[float]:
-    """H_seg of ``tokens`` tokens sampled after each context; the tokens are discarded
-    (the paper's "k tokens after the tool result", and AEPO's H_root probe)."""
+    """H_seg (first ≤ ``positions``) of ``tokens`` tokens sampled after each context; the tokens
+    are discarded (the paper's "k tokens after the tool result", and AEPO's H_root probe)."""
     if not episodes:
         return []
     p = params.replace(max_new_tokens=tokens)
@@ -51,7 +50,7 @@ def _probe_entropies(
     comps = generate_with(policy, [e.context_ids for e in episodes], p)
     timer.add("generation", time.perf_counter() - t0)
     timer.count("probe_tokens", sum(len(c.token_ids) for c in comps))
-    return [segment_entropy_of(c, policy.vocab_size, source) for c in comps]
+    return [segment_entropy_of(c, policy.vocab_size, source, max_tokens=positions) for c in comps]
 
 
 def premonitor_initial(
@@ -64,6 +63,7 @@ def premonitor_initial(
     beta: float = 0.5,
     m_rounding: str = "code_floor_plus_one",
     probe_tokens: int = 50,
+    entropy_tokens: int = 20,
     max_response_tokens: int = 1024,
     call_limit: int | None = None,
     entropy_source: EntropySource = "exact",
@@ -72,30 +72,32 @@ def premonitor_initial(
     """AEPO entropy pre-monitoring (docs/algorithms.md#aepo): the number of global trajectories m
     per prompt.
 
-    H_root is H_seg of a probe generation (≤``probe_tokens`` tokens, first 20 used); one full
+    H_root is H_seg of a probe generation (≤``probe_tokens`` tokens, the first ``entropy_tokens``
+    used); one full
     tool-using rollout per prompt (discarded) gives H_steps, the H_seg of each of its segments;
     ``m = pre_monitor_budget(n, H_root, H_steps)`` (⌊n·σ(β(H_root − mean H_steps))⌋ + 1 in the code).
     """
+    from branchgym.agents.entropy import segment_entropy
     from branchgym.algorithms.branching import pre_monitor_budget
 
     timer = timer or PhaseTimer()
     t0 = time.perf_counter()
     start = EpisodeFactory(make_env, policy, max_response_tokens=max_response_tokens, timer=PhaseTimer())
     roots = [start(tid) for tid in task_ids]
-    h_root = _probe_entropies(roots, policy, params, probe_tokens, entropy_source, timer)
+    h_root = _probe_entropies(roots, policy, params, probe_tokens, entropy_source, timer, entropy_tokens)
     for ep in roots:
         ep.handle.close()
     pre = flat_rollout(make_env, policy, task_ids, params, group_size=1, max_response_tokens=max_response_tokens,
                        call_limit=call_limit, entropy_source=entropy_source)
-    log_v = math.log(policy.vocab_size)
     out = []
     for b, traj in enumerate(pre.trajectories):
         steps = []
         for seg in traj.segments:
-            if entropy_source == "topk" and seg.entropy is not None:
-                steps.append(seg.entropy)
+            if entropy_source == "topk" and seg.top_logprobs:
+                steps.append(segment_entropy(seg.top_logprobs, policy.vocab_size, max_positions=entropy_tokens))
             else:
-                steps.append(sum(traj.entropies[seg.start : min(seg.end, seg.start + 20)]) / log_v)
+                steps.append(segment_entropy(traj.entropies[seg.start : seg.end], policy.vocab_size,
+                                             max_positions=entropy_tokens))
         out.append(pre_monitor_budget(n, h_root[b], steps or h_root[b], beta=beta, m_rounding=m_rounding))  # type: ignore[arg-type]
     timer.add("premonitor", time.perf_counter() - t0)
     return out
@@ -129,7 +131,8 @@ def tree_rollout(
         initial: global trajectories per prompt (AEPO's pre-monitored m); default ``branch.initial``.
         entropy_source: ``"topk"`` (ARPO: top-k logprobs, needs ``params.logprobs_topk``) or
             ``"exact"`` (exact token entropies from the logits).
-        entropy_tokens: k for the paper's after-tool probe (``branch.entropy_probe="after_tool"``).
+        entropy_tokens: positions of a segment H_seg reads (ARPO: 20), and k, the tokens of the
+            paper's after-tool probe (``branch.entropy_probe="after_tool"``).
         h_init_store: the H_init dict kept across calls for ``h_init="code_stale_dict"``
         (docs/algorithms.md#arpo).
         tool_workers: tool calls run at once (default ``min(32, live trajectories)``; 1 runs
@@ -156,11 +159,12 @@ def tree_rollout(
             active = expander.active
             eps = [live[j] for j in active]
             res = run_round(eps, policy, params, call_limit=call_limit, timer=timer,
-                            entropy_source=entropy_source, tools=tools)
+                            entropy_source=entropy_source, tools=tools, entropy_tokens=entropy_tokens)
             probe: dict[int, float] = {}
             if after_tool:
                 want = [j for i, j in enumerate(active) if res[i][2] and not live[j].done]
-                hs = _probe_entropies([live[j] for j in want], policy, params, entropy_tokens, entropy_source, timer)
+                hs = _probe_entropies([live[j] for j in want], policy, params, entropy_tokens, entropy_source, timer,
+                                      entropy_tokens)
                 probe = dict(zip(want, hs))
             reports = {
                 j: SegmentReport(

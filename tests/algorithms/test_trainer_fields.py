@@ -1,0 +1,80 @@
+"""The entropy-measurement settings of ARPO/AEPO reach the rollout: ``entropy_top_k`` (logprobs
+per position), ``entropy_tokens`` (positions H_seg reads) and ``initial_entropy_tokens`` (AEPO's
+H_root probe). They come from the presets' part-1 configs and can be overridden."""
+
+from __future__ import annotations
+
+import pytest
+
+from branchgym.agents.entropy import segment_entropy
+from branchgym.algorithms.config import AEPOConfig, ARPOConfig
+from branchgym.algorithms.train_config import preset
+from branchgym.algorithms.trainer import Trainer
+
+ENV = "branchgym.algorithms.quickstart_task:make_lookup_env"
+SMALL = dict(env=ENV, env_kwargs={"reward": "arpo_train"}, split="smoke", steps=1, prompts_per_step=2,
+             max_new_tokens=24, max_response_tokens=64, progress=False, threads=1, tensorboard=False,
+             plots=False, branching={"n": 4, "initial": 2, "z_extra": 1})
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "rollout"))
+    from tinycache import sft_tiny_dir
+
+    return sft_tiny_dir()
+
+
+def test_presets_carry_the_part1_values() -> None:
+    arpo, aepo = preset("arpo"), preset("aepo")
+    assert (arpo.entropy_top_k, arpo.entropy_tokens) == (ARPOConfig().entropy_top_k, ARPOConfig().entropy_tokens)
+    assert aepo.initial_entropy_tokens == AEPOConfig().initial_entropy_tokens == 50
+
+
+def test_top_k_and_positions_reach_the_tree_rollout(tiny, tmp_path) -> None:
+    """With 3 logprobs per position and 5 positions, every recorded position holds ≤ 3 + 1
+    entries (the sampled token is added when outside the top 3) and each node's last H_seg is
+    the 5-position sum of its last segment, not the 20-position one."""
+    cfg = preset("arpo", model=str(tiny), out=str(tmp_path / "arpo"), entropy_top_k=3, entropy_tokens=5, **SMALL)
+    trainer = Trainer(cfg)
+    try:
+        batch = trainer._rollout(trainer._pick_prompts(set()))
+    finally:
+        trainer.close()
+    vocab = trainer.policy.vocab_size
+    expander = batch.extra["expander"]
+    checked = differs = 0
+    for t in batch.trajectories:
+        for seg in t.segments:
+            assert seg.top_logprobs and all(len(pos) <= 4 for pos in seg.top_logprobs)
+        last = t.segments[-1]
+        # a segment shorter than one generate call came from one call (not continued)
+        if t.node_id in expander.h_now and last.end - last.start < cfg.max_new_tokens:
+            h5 = segment_entropy(last.top_logprobs, vocab, max_positions=5)
+            assert expander.h_now[t.node_id] == pytest.approx(h5, abs=1e-9)
+            checked += 1
+            differs += len(last.top_logprobs) > 5 and h5 != segment_entropy(last.top_logprobs, vocab)
+    assert checked and differs
+
+
+def test_initial_entropy_tokens_sets_the_h_root_probe(tiny, tmp_path) -> None:
+    cfg = preset("aepo", model=str(tiny), out=str(tmp_path / "aepo"), premonitor=True, initial_entropy_tokens=7,
+                 **{**SMALL, "branching": {**SMALL["branching"], "penalty": 0.05, "rule": "aepo_code"}})
+    trainer = Trainer(cfg)
+    asked: list[int] = []
+    real = trainer.rollout_policy.generate
+
+    def generate(prompts, params):
+        asked.append(params.max_new_tokens)
+        return real(prompts, params)
+
+    trainer.rollout_policy.generate = generate
+    try:
+        trainer._rollout(trainer._pick_prompts(set()))
+    finally:
+        trainer.close()
+    assert asked[0] == 7  # the probe comes first, then the pre-rollout and the tree
+    assert 50 not in asked
