@@ -15,6 +15,8 @@ _EXPORTS = {
     "AGGREGATIONS": _R,
     "AdvantageInputs": "branchgym.algorithms.inputs",
     "LossInputs": "branchgym.algorithms.inputs",
+    "Needs": "branchgym.algorithms.inputs",
+    "declare": "branchgym.algorithms.inputs",
     "agg_loss": "branchgym.algorithms.aggregation",
     "kl_estimate": "branchgym.algorithms.kl",
     "group_relative_advantages": "branchgym.algorithms.advantages",

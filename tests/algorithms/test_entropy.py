@@ -59,3 +59,20 @@ def test_80_20_ties_are_broken_as_the_released_code_breaks_them() -> None:
         mask = (torch.rand(b, t, generator=g) < 0.6).float()
         mask[0, 0] = 1.0
         assert torch.equal(high_entropy_mask(h, mask, ratio=0.2), released(h, mask, 0.2))
+
+
+def test_one_entropy_function_of_each_kind_is_exported_and_run() -> None:
+    """The names the package exports are the functions its backends, rollout and trainer call."""
+    import branchgym.agents as agents
+    import branchgym.agents.entropy as ent
+    import branchgym.agents.hf as hf
+    import branchgym.agents.loop as loop
+    import branchgym.algorithms as algos
+    import branchgym.algorithms.branching as branching
+    from branchgym.algorithms.trainer import Trainer
+
+    assert algos.token_entropy is token_entropy is agents.entropy_from_logits is ent.entropy_from_logits
+    assert hf.entropy_from_logits is ent.entropy_from_logits  # what HF sampling and forward_logprobs call
+    assert algos.segment_entropy is branching.segment_entropy is ent.segment_entropy
+    assert agents.arpo_segment_entropy is ent.segment_entropy and loop.segment_entropy is ent.segment_entropy
+    assert not hasattr(Trainer, "_forward")  # the update's forward is HFPolicy.forward_logprobs
