@@ -33,7 +33,7 @@ import numpy as np
 from branchgym.algorithms.train_config import TrainConfig
 from branchgym.errors import ConfigError
 
-__all__ = ["Trainer", "make_env_factory", "train", "check_needs", "advantage_inputs"]
+__all__ = ["Trainer", "make_env_factory", "train"]
 
 
 def make_env_factory(env: str, kwargs: dict[str, Any], split: str) -> Callable[[], Any]:
@@ -73,53 +73,6 @@ def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
     return f
 
 
-_TREE_FIELDS = ("parent_ids", "branch_points")
-_TRAINER_FIELDS = ("entropies", "step_ids", *_TREE_FIELDS)  # what the trainer can fill
-
-
-def check_needs(cfg: TrainConfig) -> None:
-    """Refuse, before any model loads, an estimator or loss whose declared inputs this run lacks."""
-    from branchgym.algorithms.inputs import needs_of
-    from branchgym.algorithms.registry import ADVANTAGES, POLICY_LOSSES
-
-    for kind, name in (("advantage", cfg.advantage), ("loss", cfg.loss)):
-        registry = ADVANTAGES if kind == "advantage" else POLICY_LOSSES
-        fields_ = needs_of(registry.get(name)).fields
-        missing = sorted(fields_ - set(_TRAINER_FIELDS) - {"ref_logp"})
-        if missing:
-            raise ConfigError(
-                f"{kind} {name!r} declares needs {missing}, which the trainer does not record "
-                f"(it fills {list(_TRAINER_FIELDS)}); use another {kind} or drop the declaration."
-            )
-        tree = sorted(fields_ & set(_TREE_FIELDS))
-        if tree and cfg.rollout != "tree":
-            raise ConfigError(
-                f"{kind} {name!r} needs {tree} (the tree's shared prefixes), which only "
-                f"rollout='tree' records, but rollout={cfg.rollout!r}; use --set rollout=tree "
-                "(with branching) or an estimator without tree needs, e.g. 'grpo'."
-            )
-
-
-def advantage_inputs(
-    AdvantageInputs: Any, tt: Any, entropies: Any, needs: Any, *, population: Any = None
-) -> Any:
-    """The estimator's input record for the rows of ``tt``: required fields plus the declared ones.
-
-    ``entropies`` are (rows, width) on any device (moved to the CPU here); ``population``, a
-    larger ``TrainTensors`` these rows were taken from, supplies the group statistics.
-    """
-    extra: dict[str, Any] = {}
-    if "entropies" in needs.fields:
-        extra["entropies"] = entropies.detach().cpu()
-    if "step_ids" in needs.fields:
-        extra["step_ids"] = tt.step_ids
-    if set(_TREE_FIELDS) & needs.fields:
-        extra["parent_ids"], extra["branch_points"] = tt.parent_ids, tt.branch_points
-    if population is not None:
-        extra["population_rewards"], extra["population_group_ids"] = population.rewards, population.group_ids
-    return AdvantageInputs(rewards=tt.rewards, group_ids=tt.group_ids, loss_mask=tt.loss_mask, **extra)
-
-
 class Trainer:
     """Runs ``cfg.steps`` RL steps; ``run()`` resumes from the newest checkpoint under ``cfg.out``.
 
@@ -132,6 +85,8 @@ class Trainer:
         import torch
 
         from branchgym.agents.hf import HFPolicy
+
+        from branchgym.algorithms.needs import check_needs
 
         check_needs(cfg)
         if not cfg.model:
@@ -386,6 +341,7 @@ class Trainer:
         import torch
 
         from branchgym.algorithms.inputs import needs_of
+        from branchgym.algorithms.needs import advantage_inputs
 
         cfg = self.cfg
         estimator, loss_fn = ADVANTAGES.get(cfg.advantage), POLICY_LOSSES.get(cfg.loss)
@@ -397,7 +353,7 @@ class Trainer:
         if adv_needs.per_minibatch:
             advantages = torch.zeros_like(old_logp)  # filled mini-batch by mini-batch below
         else:
-            adv_in = advantage_inputs(AdvantageInputs, tt, old_ent, adv_needs)
+            adv_in = advantage_inputs(tt, old_ent, adv_needs)
             advantages = estimator(adv_in, **cfg.advantage_params).to(dev)
         loss_params = dict(cfg.loss_params)
         if loss_params.get("agg_mode") == "seq-mean-token-sum-norm" and loss_params.get("norm_constant") is None:
@@ -423,7 +379,7 @@ class Trainer:
                         self.model.eval()
                         ent = self._no_grad_pass(self.policy, sub)[1]
                         self.model.train()
-                    adv_in = advantage_inputs(AdvantageInputs, sub, ent, adv_needs, population=tt)
+                    adv_in = advantage_inputs(sub, ent, adv_needs, population=tt)
                     advantages[mt] = 0.0
                     advantages[mt, :w] = estimator(adv_in, **cfg.advantage_params).to(dev)
                 self.opt.zero_grad(set_to_none=True)

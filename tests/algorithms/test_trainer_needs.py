@@ -162,7 +162,7 @@ def test_needs_the_run_cannot_meet_fail_before_the_model_loads(tmp_path, registe
     with pytest.raises(ConfigError, match=r"needs \['branch_points', 'parent_ids'\].*rollout='tree'"):
         Trainer(preset("grpo", model=missing_model, out=str(tmp_path / "o"), advantage="arpo_hard",
                        advantage_params={}))
-    name = registered(ADVANTAGES, "test_traj", declare(needs=["traj_ids"])(adv_mod.grpo))
+    name = registered(ADVANTAGES, "test_traj", declare(needs=["traj_ids"])(lambda batch, **kw: adv_mod.grpo(batch)))
     with pytest.raises(ConfigError, match=r"declares needs \['traj_ids'\]"):
         Trainer(preset("grpo", model=missing_model, out=str(tmp_path / "o"), advantage=name, advantage_params={}))
     with pytest.raises(ConfigError, match="per_minibatch=True"):
