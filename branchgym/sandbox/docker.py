@@ -8,8 +8,10 @@ pairs passed over that control connection (``SCM_RIGHTS``), so no call goes thro
 
 Hardening: ``--network none``, read-only root, size-capped tmpfs at ``/workspace`` and ``/tmp``
 (noexec, nosuid), memory = memory+swap limit, CPU quota, pids limit, all capabilities dropped,
-``no-new-privileges``, non-root user (uid 10001). The server is PID 1, so code inside cannot
-kill it with signals.
+``no-new-privileges``, non-root user (uid 10001). The server is PID 1 and ignores every signal
+it can, so code inside cannot kill it with signals; it is non-dumpable, so code cannot trace it
+or touch its memory. A reused container is reset: every process killed, ``/workspace``,
+``/tmp``, ``/dev/shm``, ``/dev/mqueue`` and System V IPC wiped (see ``server.py``).
 
 Orphans: every container carries ``branchgym.sandbox=1`` and its owner (hostname, pid, process
 start time). A container's server exits (and the container stops) when its owner's control
@@ -225,6 +227,10 @@ class DockerHost(ServerHost):
                 pass
         self._attach(ctl, timeout_s)
         self.name = f"docker-{self.container.short_id}"
+
+    def scratch(self) -> tuple[tuple[str, ...], bool]:
+        """The container's writable places besides ``/workspace``, and its own IPC namespace."""
+        return ("/tmp", "/dev/shm", "/dev/mqueue"), True
 
     def describe_failure(self) -> str:
         if self.container is None:

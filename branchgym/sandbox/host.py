@@ -2,7 +2,9 @@
 
 A *host* is one server process (``server.py``): PID 1 of a container, or a local subprocess.
 The host object talks to it over one control socket, serialised by a lock: spawn a worker,
-kill a worker's process group, ask why a worker died, reset everything for reuse.
+kill a worker's process tree (sparing the other live workers, whose pids the host tracks), ask
+why a worker died, reset everything for reuse (workspaces and the scratch places of
+:meth:`ServerHost.scratch`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from branchgym.errors import SandboxError
 from branchgym.sandbox.limits import SandboxLimits
 from branchgym.sandbox.wire import PROTOCOL_VERSION, FrameError, recv_frame, send_frame
 
-__all__ = ["ServerHost", "peer_alive"]
+__all__ = ["ServerHost", "peer_alive", "peer_state"]
 
 _IDS = itertools.count(1)
 
@@ -41,6 +43,7 @@ class ServerHost(abc.ABC):
         self.server_python = ""
         self.preloaded: list[str] = []
         self._spare: tuple[socket.socket, int, str] | None = None
+        self.workers: set[int] = set()  # live worker pids: spared when another one is killed
 
     # -- connection ----------------------------------------------------------------------------
     def _attach(self, ctl: socket.socket, timeout_s: float) -> None:
@@ -131,7 +134,8 @@ class ServerHost(abc.ABC):
     def _drop_spare(self) -> None:
         spare, self._spare = self._spare, None
         if spare is not None:
-            spare[0].close()
+            spare[0].close()  # it sees EOF and exits
+            self.workers.discard(spare[1])
 
     def await_ready(self, sock: socket.socket, pid: int, timeout_s: float) -> int:
         sock.settimeout(timeout_s)
@@ -141,13 +145,18 @@ class ServerHost(abc.ABC):
             sock.close()
             raise SandboxError(f"a new interpreter in {self.name} did not start ({e}); "
                                f"{self.why_dead(pid)}") from None
-        return int(ready.get("pid", pid))
+        pid = int(ready.get("pid", pid))
+        self.workers.add(pid)
+        return pid
 
     def kill(self, pid: int) -> None:
-        """SIGKILL the worker's process group (the worker and whatever it started)."""
+        """SIGKILL the worker and whatever it started (``setsid`` daemons too), sparing the
+        subtrees of the other live workers (its forks)."""
+        self.workers.discard(pid)
         if not self.dead and not self.closed:
             try:
-                self.request({"op": "kill", "pid": pid}, timeout_s=10.0)
+                self.request({"op": "kill", "pid": pid, "keep": sorted(self.workers)},
+                             timeout_s=10.0)
             except SandboxError:
                 pass
 
@@ -171,13 +180,27 @@ class ServerHost(abc.ABC):
             return f"the interpreter was killed by {name}{hint}"
         return f"the interpreter exited with code {st.get('exit_code')} (os._exit?)"
 
+    def scratch(self) -> tuple[tuple[str, ...], bool]:
+        """Writable places besides the workspaces that only this sandbox sees, wiped by
+        :meth:`reset`, and whether its System V IPC is its own (wiped too). A jailed local host
+        has a private ``/tmp`` and IPC namespace; an unjailed one shares both with this machine,
+        so nothing there is wiped (a documented limit)."""
+        if getattr(self, "jailed", False):
+            return ("/tmp", "/dev/shm"), True
+        return (), False
+
     def reset(self) -> bool:
-        """Kill every worker and wipe all workspaces; True when the sandbox is clean for reuse."""
+        """Kill every worker, wipe all workspaces and :meth:`scratch`; True when the sandbox is
+        clean for reuse (else the pool destroys it)."""
         self._drop_spare()
+        self.workers.clear()
+        dirs, ipc = self.scratch()
         try:
-            return bool(self.request({"op": "reset"}, timeout_s=30.0).get("clean"))
+            reply = self.request({"op": "reset", "scratch": list(dirs), "ipc": ipc},
+                                 timeout_s=30.0)
         except SandboxError:
             return False
+        return bool(reply.get("clean"))
 
     # -- lifecycle -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -203,16 +226,22 @@ class ServerHost(abc.ABC):
         return f"<{type(self).__name__} {self.name} {state}>"
 
 
-def peer_alive(sock: socket.socket) -> bool:
-    """False when the peer already hung up (EOF pending), without blocking."""
+def peer_state(sock: socket.socket) -> str:
+    """``"idle"`` (nothing to read), ``"pending"`` (bytes the host did not ask for wait to be
+    read) or ``"closed"`` (the peer hung up), without blocking."""
     try:
         poller = select.poll()  # the socket may have a timeout, so recv() itself would wait
         poller.register(sock, select.POLLIN)
         if not poller.poll(0):
-            return True
-        return sock.recv(1, socket.MSG_PEEK) != b""
+            return "idle"
+        return "pending" if sock.recv(1, socket.MSG_PEEK) != b"" else "closed"
     except OSError:
-        return False
+        return "closed"
+
+
+def peer_alive(sock: socket.socket) -> bool:
+    """False when the peer already hung up (EOF pending), without blocking."""
+    return peer_state(sock) != "closed"
 
 
 _peer_alive = peer_alive

@@ -12,6 +12,18 @@ stream sockets. The host hands every worker its connection as one end of a ``soc
 passed with ``SCM_RIGHTS`` (to the server for "spawn", to the parent worker for "fork"), so
 nothing listens inside the sandbox and user code cannot redirect the host anywhere.
 
+Hostile code (see also ``wire.py``): the server never runs user code, ignores every signal it
+can (``os.kill(1, SIGINT)`` is a no-op; as PID 1 of a container SIGKILL/SIGSTOP from inside are
+dropped by the kernel) and is non-dumpable, as are the workers: no process of the sandbox uid
+can ptrace them, read or write their memory (``/proc/<pid>/mem``) or take their fds. Every
+worker is a child subreaper, so what its code starts (``setsid`` daemons included) stays below
+it; closing or killing a worker kills its whole subtree except its forks. ``reset`` (a host
+reused for the next episode) kills every process and wipes the workspaces and the scratch
+places the host names (``/tmp``, ``/dev/shm``, ``/dev/mqueue``, System V IPC in a container).
+Not covered: branches of one tree share a uid and a pid namespace, so one can still *signal*
+another (a killed branch restarts with a note saying so); Docker's default seccomp profile
+forbids the namespaces that would separate them.
+
 Workers stay single-threaded (BLAS thread pools are pinned to 1) because ``fork()`` of a
 threaded process is unsafe. A run is interrupted at ``timeout_s`` by ``SIGALRM`` (state kept);
 the host SIGKILLs the worker's process group if that fails (state lost, workspace kept).
@@ -26,7 +38,6 @@ import gc
 import importlib
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -40,17 +51,35 @@ if __package__:
         recv_frame,
         send_frame,
     )
-    from branchgym.sandbox.worker import Worker, proc_table
+    from branchgym.sandbox.procs import (
+        kill_tree,
+        proc_table,
+        set_dumpable,
+        set_subreaper,
+        subtree,
+        wipe_dir,
+        wipe_sysv_ipc,
+    )
+    from branchgym.sandbox.worker import Worker
 else:  # run as a script (in the image, or by the local backend): import the siblings
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from wire import PROTOCOL_VERSION, FrameError, recv_frame, send_frame  # type: ignore
-    from worker import Worker, proc_table  # type: ignore
+    from procs import (  # type: ignore
+        kill_tree,
+        proc_table,
+        set_dumpable,
+        set_subreaper,
+        subtree,
+        wipe_dir,
+        wipe_sysv_ipc,
+    )
+    from worker import Worker  # type: ignore
 
     del sys.path[0]  # user code must not import the sandbox's own modules by accident
 
 __all__ = ["Server", "main", "SOURCE_FILES"]
 
-SOURCE_FILES = ("wire.py", "worker.py", "server.py")
+SOURCE_FILES = ("wire.py", "procs.py", "worker.py", "server.py")
 """The files the sandbox image carries (all stdlib only); their hash is part of the image tag."""
 
 
@@ -58,25 +87,19 @@ KILL_WAIT_S = 5.0
 """how long ``kill`` waits for a killed worker's process group to disappear."""
 
 
-def _set_child_subreaper() -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans come back to us
-    except Exception:
-        pass
-
-
-def _descendants(root: int) -> list[int]:
-    parents = {pid: pp for pid, (pp, _g) in proc_table().items()}
-    out: list[int] = []
-    frontier = {root}
-    while frontier:
-        nxt = {p for p, pp in parents.items() if pp in frontier and p != root} - set(out)
-        out.extend(nxt)
-        frontier = nxt
-    return out
+def _ignore_signals() -> dict[int, object]:
+    """Ignore every catchable signal except SIGCHLD; returns the dispositions to give workers
+    back (SIG_IGN would survive into their code and its subprocesses)."""
+    saved: dict[int, object] = {}
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+            continue
+        try:
+            saved[sig] = signal.getsignal(sig)
+            signal.signal(sig, signal.SIG_IGN)
+        except (OSError, ValueError, RuntimeError):
+            saved.pop(sig, None)
+    return saved
 
 
 class Server:
@@ -85,6 +108,7 @@ class Server:
         self.ws_root = ws_root
         self.limits = limits
         self.status: dict[int, int] = {}
+        self.signals: dict[int, object] = {}
 
     def reap(self) -> None:
         while True:
@@ -107,6 +131,8 @@ class Server:
         if pid == 0:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # user code waits for its own
+                for sig, handler in self.signals.items():
+                    signal.signal(sig, signal.SIG_DFL if handler is None else handler)
                 self.ctl.close()
                 os.setsid()
                 conn = socket.socket(fileno=fds[0])
@@ -119,25 +145,19 @@ class Server:
         return {"ok": True, "pid": pid}
 
     def kill(self, msg: dict) -> dict:
-        """SIGKILL a worker's process group and wait (≤ ``KILL_WAIT_S``) until it is gone.
+        """SIGKILL a worker and everything below it, except the subtrees of ``msg["keep"]``
+        (the other live workers: its forks), and wait (≤ ``KILL_WAIT_S``) until they are gone.
 
         Waiting matters after a fork bomb: hundreds of dying processes still hold the pids limit
         and the CPU for a while, so a worker spawned at once could fail to start, and the next
         run would compete with them.
         """
         pid = int(msg["pid"])
-        deadline = time.monotonic() + KILL_WAIT_S
-        while True:
-            for kill in (os.killpg, os.kill):  # its process group, then itself if it left the group
-                try:
-                    kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            self.reap()
-            left = sum(1 for p, (_pp, g) in proc_table().items() if p == pid or g == pid)
-            if not left or time.monotonic() > deadline:
-                return {"ok": True, "left": left}
-            time.sleep(0.01)
+        keep = {int(p) for p in msg.get("keep", ()) if int(p) != pid}
+        # Every worker leads its own process group (setsid), which none of its forks shares.
+        n = kill_tree(pid, keep, include_root=True, wait_s=KILL_WAIT_S, group=pid)
+        self.reap()
+        return {"ok": True, "killed": n}
 
     def exit_status(self, msg: dict) -> dict:
         pid = int(msg["pid"])
@@ -146,7 +166,7 @@ class Server:
             self.reap()
             if pid in self.status or time.monotonic() > deadline:
                 break
-            if proc_table().get(pid, (None, None))[0] != os.getpid():
+            if proc_table().get(pid, (None, None, None))[0] != os.getpid():
                 break  # not (or no longer) our child: we cannot learn more
             time.sleep(0.005)
         status = self.status.get(pid)
@@ -156,31 +176,22 @@ class Server:
             return {"ok": True, "known": True, "signal": os.WTERMSIG(status)}
         return {"ok": True, "known": True, "exit_code": os.WEXITSTATUS(status)}
 
-    def reset(self) -> dict:
-        """Kill every descendant and empty the workspace root, so the sandbox can be reused."""
+    def reset(self, msg: dict | None = None) -> dict:
+        """Kill every descendant and wipe the workspace root and the scratch directories the
+        host names (``msg["scratch"]``; plus System V IPC with ``msg["ipc"]``), for reuse."""
+        msg = msg or {}
         me = os.getpid()
-        for _ in range(20):
-            pids = _descendants(me)
-            if not pids:
+        for _ in range(3):
+            if not subtree(me):
                 break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            time.sleep(0.01)
+            kill_tree(me, wait_s=KILL_WAIT_S, group=-1 if me == 1 else None)
             self.reap()
-        left = _descendants(me)
-        wiped = True
-        for name in os.listdir(self.ws_root):
-            path = os.path.join(self.ws_root, name)
-            try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path)
-                else:
-                    os.unlink(path)
-            except OSError:
-                wiped = False
+        left = subtree(me)
+        wiped = wipe_dir(self.ws_root)
+        for path in msg.get("scratch", ()):
+            wiped = wipe_dir(str(path)) and wiped
+        if msg.get("ipc"):
+            wiped = wipe_sysv_ipc() and wiped
         return {"ok": True, "clean": not left and wiped, "left": len(left)}
 
     def preload(self) -> list[str]:
@@ -222,9 +233,9 @@ class Server:
                 elif op == "status":
                     reply = self.exit_status(msg)
                 elif op == "reset":
-                    reply = self.reset()
+                    reply = self.reset(msg)
                 elif op == "ping":
-                    reply = {"ok": True, "workers": len(_descendants(os.getpid()))}
+                    reply = {"ok": True, "workers": len(subtree(os.getpid()))}
                 elif op == "shutdown":
                     self.reset()
                     send_frame(self.ctl, {"ok": True})
@@ -233,6 +244,7 @@ class Server:
                     reply = {"ok": False, "error": f"unknown op {op!r}"}
             except Exception as e:
                 reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            reply["seq"] = msg.get("seq")
             send_frame(self.ctl, reply)
 
 
@@ -263,8 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         pass
     os.makedirs(args.workspace_root, exist_ok=True)
-    _set_child_subreaper()
-    Server(ctl, args.workspace_root, json.loads(args.limits)).serve()
+    set_subreaper()
+    set_dumpable(False)  # no worker may ptrace us or read /proc/<server>/mem
+    server = Server(ctl, args.workspace_root, json.loads(args.limits))
+    server.signals = _ignore_signals()
+    server.serve()
     return 0
 
 

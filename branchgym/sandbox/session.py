@@ -12,6 +12,15 @@ Recovery policy (documented in ``ExecResult.error`` when it happens):
 - the host (container / server) dies: the session's tree moves to a new host from the pool, a
   fresh interpreter starts there (workspace files are lost too). If that recovery fails, the
   call raises ``SandboxError``.
+- the connection carries a frame that is not the reply to this call (code in the session wrote
+  to the sandbox's own socket: wrong sequence number, wrong shape, garbage, or bytes between
+  calls): the worker is killed and restarted like above, with a note; results never shift and
+  ``run`` never raises for it (threat model: ``wire.py``).
+
+``fork()`` succeeds in its normal time or raises ``SandboxError`` at once with the reason (the
+worker refuses a workspace too big or with too many files to copy, or a lowered
+``RLIMIT_NOFILE``); the parent keeps its state. If the parent's interpreter had died or dies
+during the fork, it is restarted, the fork raises, and the parent's next ``run`` says so.
 
 ``fork()`` is ``os.fork()`` of the worker: exact for single-threaded code (workers pin BLAS
 pools to one thread); if user code started threads, only the forking thread exists in the fork.
@@ -28,8 +37,8 @@ from typing import TYPE_CHECKING
 
 from branchgym.errors import SandboxError
 from branchgym.sandbox.core import ExecResult, Session
-from branchgym.sandbox.host import ServerHost, peer_alive
-from branchgym.sandbox.wire import FrameError, recv_frame, send_frame
+from branchgym.sandbox.host import ServerHost, peer_state
+from branchgym.sandbox.wire import FrameError, MalformedFrame, recv_frame, send_frame
 
 if TYPE_CHECKING:
     from branchgym.sandbox.pool import SandboxPool
@@ -37,6 +46,16 @@ if TYPE_CHECKING:
 __all__ = ["WorkerSession", "SessionTree"]
 
 FORK_TIMEOUT_S = 60.0
+TAMPERED = ("the interpreter's connection carried a frame that was not the reply to this call "
+            "(code in the session wrote to the sandbox's own socket), so the interpreter was "
+            "killed; results are never taken from such a connection")
+
+
+def _valid_run_reply(reply: dict, seq: int) -> bool:
+    return (reply.get("seq") == seq and reply.get("ok") is True
+            and isinstance(reply.get("stdout"), str) and isinstance(reply.get("stderr"), str)
+            and (reply.get("error") is None or isinstance(reply.get("error"), str))
+            and isinstance(reply.get("timed_out"), bool))
 
 
 class SessionTree:
@@ -87,6 +106,8 @@ class WorkerSession(Session):
         self._closed = False
         self._sid = tree.add()
         self.restarts = 0
+        self._seq = 0
+        self._note = ""  # said by the next run: the interpreter was restarted outside a run
         self._finalizer = weakref.finalize(self, _finalize, sock, tree, self._sid)
 
     # -- properties ----------------------------------------------------------------------------
@@ -119,16 +140,23 @@ class WorkerSession(Session):
         with self._lock:
             self._check_open()
             t0 = time.perf_counter()
-            note = ""
+            note, self._note = self._note, ""
             if self._sock is None:
                 note = self._restart("the previous interpreter was lost")
+            self._seq += 1
+            seq = self._seq
             msg = {"op": "run", "code": code, "timeout_s": float(timeout_s),
-                   "max_output_chars": self._host.limits.max_output_chars}
+                   "max_output_chars": self._host.limits.max_output_chars, "seq": seq}
             sock = self._sock
             assert sock is not None
             try:
-                if not peer_alive(sock):
+                state = peer_state(sock)
+                if state == "pending":  # bytes nobody asked for: left by the previous call's code
+                    note = f"{TAMPERED} between calls; {self._restart('tampered connection')}"
+                elif state == "closed":
                     raise ConnectionResetError("worker connection closed")
+                sock = self._sock
+                assert sock is not None
                 send_frame(sock, msg)
             except OSError:  # died between calls: recover, then run the code in the fresh one
                 note = self._restart(self._death("between calls"))
@@ -136,9 +164,10 @@ class WorkerSession(Session):
                 assert sock is not None
                 send_frame(sock, msg)
             grace = 2.0 + 0.1 * timeout_s  # time for the in-worker interrupt, even under load
+            limit = 16 * self._host.limits.max_output_chars + 65536
             try:
                 sock.settimeout(timeout_s + grace)
-                reply, _ = recv_frame(sock)
+                reply, _ = recv_frame(sock, limit=limit)
             except TimeoutError:
                 self._host.kill(self._pid)
                 restarted = self._restart("timeout")
@@ -146,6 +175,8 @@ class WorkerSession(Session):
                     error=(f"TimeoutError: the code ran longer than {timeout_s:g} s and did not "
                            f"stop when interrupted, so the interpreter was killed; {restarted}"),
                     timed_out=True, duration_s=time.perf_counter() - t0)
+            except MalformedFrame:
+                reply = {}
             except (FrameError, OSError):
                 cause = self._death("during this call")
                 restarted = self._restart(cause)
@@ -159,50 +190,64 @@ class WorkerSession(Session):
                         timed_out=True, duration_s=time.perf_counter() - t0)
                 return ExecResult(error=f"SandboxRestarted: {cause}; {restarted}",
                                   duration_s=time.perf_counter() - t0)
-            if not reply.get("ok", False):
-                raise SandboxError(f"the sandbox worker failed to run code: {reply.get('error')}")
-            stderr = reply.get("stderr", "")
+            if not _valid_run_reply(reply, seq):
+                restarted = self._restart("tampered connection")
+                return ExecResult(error=f"SandboxRestarted: {TAMPERED}; {restarted}",
+                                  duration_s=time.perf_counter() - t0)
+            stderr = reply["stderr"]
             if note:
                 stderr = f"[sandbox: {note}]\n" + stderr
-            return ExecResult(stdout=reply.get("stdout", ""), stderr=stderr,
-                              error=reply.get("error"), timed_out=bool(reply.get("timed_out")),
-                              duration_s=time.perf_counter() - t0)
+            return ExecResult(stdout=reply["stdout"], stderr=stderr, error=reply["error"],
+                              timed_out=reply["timed_out"], duration_s=time.perf_counter() - t0)
 
     # -- fork ----------------------------------------------------------------------------------
     def fork(self) -> WorkerSession:
         with self._lock:
             self._check_open()
             if self._sock is None:
-                self._restart("the previous interpreter was lost")
+                self._note = self._restart("the previous interpreter was lost")
+                raise SandboxError(f"fork refused: this session's interpreter was lost and has "
+                                   f"been restarted ({self._note}); fork it again")
+            state = peer_state(self._sock)
+            if state != "idle":
+                cause = (f"{TAMPERED} between calls" if state == "pending"
+                         else self._death("between calls"))
+                self._note = f"{cause}; {self._restart(cause)}"
+                raise SandboxError(f"fork refused: {self._note}")
             try:
                 return self._fork_once()
-            except (FrameError, OSError):
-                self._restart(self._death("during fork"))
-                try:
-                    return self._fork_once()
-                except (FrameError, OSError) as e:
-                    raise SandboxError(f"fork failed twice ({e}); {self._host!r}") from None
+            except (FrameError, OSError) as e:  # died or stuck during the fork: state is lost
+                cause = (TAMPERED if isinstance(e, MalformedFrame) else
+                         f"the interpreter did not answer the fork within {FORK_TIMEOUT_S:g} s"
+                         if isinstance(e, TimeoutError) else self._death("during fork"))
+                self._note = f"{cause}; {self._restart(cause)}"
+                raise SandboxError(f"fork failed and this session was restarted: "
+                                   f"{self._note}") from None
 
     def _fork_once(self) -> WorkerSession:
         sock = self._sock
         assert sock is not None
         workspace = ServerHost.new_workspace_name()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._seq += 1
         try:
             sock.settimeout(FORK_TIMEOUT_S)
-            send_frame(sock, {"op": "fork", "workspace": workspace}, (theirs.fileno(),))
-            reply, _ = recv_frame(sock)
+            send_frame(sock, {"op": "fork", "workspace": workspace, "seq": self._seq},
+                       (theirs.fileno(),))
+            reply, _ = recv_frame(sock, limit=65536)
         except BaseException:
             mine.close()
             raise
         finally:
             theirs.close()
+        if reply.get("seq") != self._seq:
+            mine.close()
+            raise MalformedFrame(f"fork reply with seq {reply.get('seq')!r} != {self._seq}")
         if not reply.get("ok"):
             mine.close()
             error = str(reply.get("error"))
-            hint = (" Free space in the workspace or raise workspace_mb." if "space" in error
-                    else " Raise the pids limit or close sessions." if "Errno 11" in error else "")
-            raise SandboxError(f"fork failed: {error}.{hint}")
+            hint = (" Raise the pids limit or close sessions." if "Errno 11" in error else "")
+            raise SandboxError(f"fork failed: {error}.{hint} This session keeps its state.")
         pid = self._host.await_ready(mine, int(reply["pid"]), FORK_TIMEOUT_S)
         return WorkerSession(self._tree, self._host, mine, pid, workspace)
 
@@ -217,6 +262,8 @@ class WorkerSession(Session):
         old, self._sock = self._sock, None
         if old is not None:
             old.close()
+        if self._pid in self._host.workers:  # whatever it left running goes too
+            self._host.kill(self._pid)
         self.restarts += 1
         host = self._host
         if host.alive():
@@ -253,9 +300,9 @@ class WorkerSession(Session):
                 return
             self._closed = True
             sock, self._sock = self._sock, None
+        self._host.kill(self._pid)  # the worker and all it started (setsid daemons too)
         if sock is not None:
-            sock.close()  # the worker sees EOF and exits
-        self._host.kill(self._pid)  # and anything it left running
+            sock.close()
         self._finalizer.detach()
         self._tree.discard(self._sid)
 

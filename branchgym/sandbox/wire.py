@@ -3,6 +3,17 @@
 A frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON. File descriptors
 (the connection of a new worker) ride along with a frame's first bytes as ``SCM_RIGHTS``.
 Stdlib only: this file is copied into the sandbox image next to ``server.py``.
+
+Threat model. User code runs inside the worker process that owns a session's connection, so it
+can read everything the worker knows (``gc.get_objects()``, frames) and write any bytes to that
+socket: no secret kept in that process can authenticate a reply. What the host relies on
+instead (``session.py``): every request carries a sequence number that the reply must echo; a
+frame that is malformed, too large, of the wrong shape, with the wrong number, or that arrives
+between calls is *not the reply* and the worker is killed and restarted with a note. Code can
+therefore make its *own* call's result say anything (as ``print`` can), but never shift later
+results, never answer for another session (each has its own socketpair; workers cannot be
+traced to steal one), and never make the host raise. The control connection of the server is
+out of reach: it lives only in the server process, which runs no user code and cannot be traced.
 """
 
 from __future__ import annotations
@@ -11,15 +22,20 @@ import json
 import socket
 import struct
 
-__all__ = ["PROTOCOL_VERSION", "MAX_FRAME_BYTES", "FrameError", "send_frame", "recv_frame"]
+__all__ = ["PROTOCOL_VERSION", "MAX_FRAME_BYTES", "FrameError", "MalformedFrame", "send_frame",
+           "recv_frame"]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 _HDR = struct.Struct("!I")
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 
 
 class FrameError(ConnectionError):
     """The peer closed the connection or sent a malformed frame."""
+
+
+class MalformedFrame(FrameError):
+    """The peer sent bytes that are not a frame (too large, not JSON, not an object)."""
 
 
 # ---------------------------------------------------------------------------- framing
@@ -47,23 +63,35 @@ def _recv_exact(sock: socket.socket, n: int, into: bytearray | None = None) -> b
     return buf
 
 
-def recv_frame(sock: socket.socket, with_fds: bool = False) -> tuple[dict, list[int]]:
-    """Receive one frame; returns ``(obj, fds)`` (``fds`` empty unless ``with_fds``)."""
+def recv_frame(sock: socket.socket, with_fds: bool = False,
+               limit: int = MAX_FRAME_BYTES) -> tuple[dict, list[int]]:
+    """Receive one frame; returns ``(obj, fds)`` (``fds`` empty unless ``with_fds``).
+
+    With ``with_fds``, a truncated control message (the receiver could not take the fds, e.g.
+    ``RLIMIT_NOFILE``) is reported as the key ``"_fds_truncated": True`` in ``obj``.
+    """
     fds: list[int] = []
     head = bytearray()
+    truncated = False
     if with_fds:
         while not head:
-            data, got, _flags, _addr = socket.recv_fds(sock, _HDR.size, 8)
+            data, got, flags, _addr = socket.recv_fds(sock, _HDR.size, 8)
             fds.extend(got)
+            truncated |= bool(flags & getattr(socket, "MSG_CTRUNC", 8))
             if not data:
                 raise FrameError("connection closed by peer")
             head += data
     head = _recv_exact(sock, _HDR.size, head)
     (n,) = _HDR.unpack(bytes(head))
-    if n > MAX_FRAME_BYTES:
-        raise FrameError(f"frame of {n} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    if n > limit:
+        raise MalformedFrame(f"frame of {n} bytes exceeds the {limit}-byte limit")
     body = _recv_exact(sock, n)
     try:
-        return json.loads(body.decode("utf-8")), fds
+        obj = json.loads(body.decode("utf-8"))
     except ValueError as e:
-        raise FrameError(f"malformed frame: {e}") from None
+        raise MalformedFrame(f"malformed frame: {e}") from None
+    if not isinstance(obj, dict):
+        raise MalformedFrame(f"a frame must hold a JSON object, got {type(obj).__name__}")
+    if truncated:
+        obj["_fds_truncated"] = True
+    return obj, fds

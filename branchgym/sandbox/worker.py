@@ -4,12 +4,18 @@ Runs user code with ``exec`` in a persistent namespace (a trailing bare expressi
 as ARPO's python tool does), captures stdout/stderr at the Python level and at the fd level
 (memfds, so subprocess output is kept too), caps both with a note, and turns every exception in
 user code into data. ``fork`` = ``os.fork()`` (copy-on-write interpreter) + a copy of the
-workspace directory. Stdlib only: this file is copied into the sandbox image.
+workspace directory (bounded: ``FORK_MAX_FILES`` entries, the free space, ``FORK_COPY_S``), so
+a fork succeeds in its normal time or is refused at once with a reason. Whatever the code did
+to its own process (closed fds 1/2, lowered ``RLIMIT_NOFILE``, ``chdir('/')``, deleted its
+workspace) cannot make a fork lose state. Every reply echoes the request's ``seq``
+(see ``wire.py`` for the threat model). Stdlib only: this file is copied into the sandbox image.
 """
 
 from __future__ import annotations
 
 import ast
+import errno
+import fcntl
 import io
 import linecache
 import os
@@ -22,13 +28,48 @@ import time
 import traceback
 
 if __package__:
+    from branchgym.sandbox.procs import (
+        CopyRefused,
+        copy_workspace,
+        kill_tree,
+        set_dumpable,
+        set_subreaper,
+    )
     from branchgym.sandbox.wire import FrameError, recv_frame, send_frame
 else:  # inside the sandbox image, next to this file
+    from procs import (  # type: ignore[no-redef]
+        CopyRefused,
+        copy_workspace,
+        kill_tree,
+        set_dumpable,
+        set_subreaper,
+    )
     from wire import FrameError, recv_frame, send_frame  # type: ignore[no-redef]
 
-__all__ = ["Worker", "proc_table", "kill_group_except_self"]
+__all__ = ["Worker", "FORK_MAX_FILES", "FORK_COPY_S"]
 
 _CELL_HISTORY = 64  # source of the last cells kept in linecache for tracebacks
+FORK_MAX_FILES = 10_000
+"""A fork refuses (at once, with a reason) to copy a workspace with more entries than this."""
+FORK_COPY_S = 20.0
+"""A fork whose workspace copy takes longer is refused (the host waits 60 s for a fork)."""
+
+
+def _nofile_error() -> str:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return (f"the interpreter has no file descriptor left for the fork: the code lowered "
+            f"RLIMIT_NOFILE to {soft} (hard limit {hard}) or holds that many files open; "
+            f"close files or fork before lowering the limit")
+
+
+def _high_fd(fd: int) -> int:
+    """Move ``fd`` out of 0-2 (a received fd lands on the lowest free number: on 1 after
+    ``os.close(1)``, where the output capture would then overwrite it)."""
+    if fd > 2:
+        return fd
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return new
 
 
 class _Timeout(BaseException):
@@ -143,6 +184,8 @@ class Worker:
         self.ns: dict = {"__name__": "__main__", "__builtins__": __builtins__}
         self.children: list[int] = []
         self.cells = 0
+        self._nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        set_subreaper()
         self._enter_workspace(ws_name)
         self._new_output_fds()
 
@@ -189,11 +232,13 @@ class Worker:
             setl(resource.RLIMIT_NPROC, int(limits["nproc"]))
         setl(resource.RLIMIT_CORE, 0)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead
+        set_dumpable(True)  # /proc/self is root's while non-dumpable
         try:  # be the OOM killer's first choice, never the server
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write("1000")
         except OSError:
             pass
+        set_dumpable(False)  # no other branch may trace us or read our memory / fds
 
     # -- loop ----------------------------------------------------------------------------------
     def serve(self) -> None:
@@ -202,7 +247,7 @@ class Worker:
             try:
                 msg, fds = recv_frame(self.conn, with_fds=True)
             except (FrameError, OSError):
-                os._exit(0)
+                self._exit()
             self._reap()
             op = msg.get("op")
             try:
@@ -215,15 +260,25 @@ class Worker:
                 elif op == "ping":
                     reply = {"ok": True, "pid": os.getpid()}
                 elif op == "exit":
-                    os._exit(0)
+                    self._exit()
                 else:
                     reply = {"ok": False, "error": f"unknown op {op!r}"}
             except Exception as e:  # a bug here must not kill the session silently
                 reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            reply["seq"] = msg.get("seq")
             try:
                 send_frame(self.conn, reply)
             except OSError:
-                os._exit(0)
+                self._exit()
+
+    def _exit(self) -> None:
+        """Session over: take down everything the code started (not our forks), then exit."""
+        kill_tree(os.getpid(), self._branches())
+        os._exit(0)
+
+    def _branches(self) -> set[int]:
+        self._reap()
+        return set(self.children)
 
     def _reap(self) -> None:
         for pid in list(self.children):
@@ -239,24 +294,42 @@ class Worker:
         if len(fds) != 1:
             for fd in fds:
                 os.close(fd)
-            return {"ok": False, "error": f"fork needs exactly one connection fd, got {len(fds)}"}
+            why = (_nofile_error() if msg.get("_fds_truncated") or not fds else
+                   f"fork needs exactly one connection fd, got {len(fds)}")
+            return {"ok": False, "error": why}
         new_name = msg["workspace"]
+        src = os.path.join(self.ws_root, self.ws_name)
         dst = os.path.join(self.ws_root, new_name)
+        cwd = None
         try:
-            shutil.copytree(os.getcwd(), dst, symlinks=True)
-        except (OSError, shutil.Error) as e:
+            cwd = os.getcwd()
+        except OSError:  # the code deleted its working directory
+            pass
+        try:
+            copy_workspace(src, dst, max_files=FORK_MAX_FILES, deadline_s=FORK_COPY_S)
+        except (CopyRefused, OSError, shutil.Error) as e:
             os.close(fds[0])
             shutil.rmtree(dst, ignore_errors=True)
+            if getattr(e, "errno", None) == errno.EMFILE:
+                return {"ok": False, "error": _nofile_error()}
             return {"ok": False, "error": f"copying the workspace failed: {e}"}
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:
             self.conn.close()
-            self.conn = socket.socket(fileno=fds[0])
+            self.conn = socket.socket(fileno=_high_fd(fds[0]))
             self.children = []
             os.setsid()
+            set_subreaper()
             self._enter_workspace(new_name)
             self._new_output_fds()
+            if cwd is not None and cwd != src:  # the code's cwd, mirrored into our copy
+                rel = os.path.relpath(cwd, src)
+                try:
+                    outside = rel == ".." or rel.startswith("../")
+                    os.chdir(cwd if outside else os.path.join(dst, rel))
+                except OSError:
+                    pass
             send_frame(self.conn, {"op": "ready", "pid": os.getpid(), "workspace": new_name})
             return None
         os.close(fds[0])
@@ -314,7 +387,7 @@ class Worker:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _Timeout:
             timed_out = True
-            stopped = kill_group_except_self()
+            stopped = kill_tree(os.getpid(), self._branches())
             error = (
                 f"TimeoutError: the code ran longer than {timeout_s:g} s and was interrupted; "
                 f"the interpreter state so far is kept"
@@ -326,6 +399,7 @@ class Worker:
             error = self._format_error(e, err)
         finally:
             sys.stdout, sys.stderr = saved
+        self._restore_nofile()
         try:
             stdout = _merge(out, 1, cap)
             stderr = _merge(err, 2, cap)
@@ -339,6 +413,17 @@ class Worker:
             "timed_out": timed_out,
             "duration_s": time.perf_counter() - t0,
         }
+
+    def _restore_nofile(self) -> None:
+        """A soft RLIMIT_NOFILE the code lowered is raised back, so that a fork can still
+        receive its connection (a lowered hard limit cannot be: fork then says so)."""
+        try:
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            want = self._nofile if hard == resource.RLIM_INFINITY else min(self._nofile, hard)
+            if soft < want:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
 
     def _arm_cpu_limit(self, timeout_s: float) -> None:
         # Backstop for code that blocks SIGALRM: SIGXCPU soon after the CPU budget is spent.
@@ -364,55 +449,3 @@ class Worker:
         err.write("".join(lines))
         last = traceback.format_exception_only(type(e), e)[-1].strip()
         return last or type(e).__name__
-
-
-def proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (ppid, pgrp) for every process we can see."""
-    table: dict[int, tuple[int, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-            fields = stat[stat.rindex(b")") + 2 :].split()
-            table[int(entry)] = (int(fields[1]), int(fields[2]))
-        except (OSError, ValueError, IndexError):
-            continue
-    return table
-
-
-def kill_group_except_self() -> int:
-    """Stop, then kill, every other process in our process group (e.g. a fork bomb's children).
-
-    SIGSTOP first, round after round, so that no member can fork a new one behind our back.
-    """
-    me = os.getpid()
-    pgrp = os.getpgrp()
-    stopped: set[int] = set()
-    for _ in range(50):
-        new = {p for p, (_pp, g) in proc_table().items() if g == pgrp and p != me} - stopped
-        if not new:
-            break
-        for pid in new:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except OSError:
-                pass
-        stopped |= new
-    for pid in stopped:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    for pid in stopped:  # they are our children (or grandchildren, reaped by the subreaper)
-        try:
-            os.waitpid(pid, 0)
-        except OSError:
-            pass
-    # Grandchildren die and are reaped by the server (subreaper) on its own time; wait for them
-    # (bounded), so the next run does not share the CPU and the pids limit with a dying bomb.
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and any(g == pgrp and p != me for p, (_pp, g) in proc_table().items()):
-        time.sleep(0.01)
-    return len(stopped)

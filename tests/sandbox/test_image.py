@@ -17,7 +17,7 @@ def test_tag_hashes_server_code_and_packages(monkeypatch):
     assert image.image_tag(["python3-scipy"]) != base
     assert image.image_tag(["python3-numpy"]) == base  # already in the defaults
     files = image._server_files()
-    assert set(files) == {"wire.py", "worker.py", "server.py"}
+    assert set(files) == {"wire.py", "procs.py", "worker.py", "server.py"}
     changed = {**files, "worker.py": files["worker.py"] + b"\n# changed\n"}
     monkeypatch.setattr(image, "_server_files", lambda: changed)
     assert image.image_tag() != base
