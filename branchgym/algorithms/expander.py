@@ -150,6 +150,7 @@ class TreeExpander:
         self.path_counter: dict[int, int] = {}  # l per node (per_path)
         self.length: dict[int, int] = {}  # last reported response length per node
         self.decisions: list[BranchDecision] = []
+        self.dropped: set[int] = set()  # clones whose env could not be cloned (see drop())
 
     # -- creation ---------------------------------------------------------------------------
     def _new(self, prompt: int, parent: int | None, branch_point: int, kind: NodeKind) -> TreeNode:
@@ -332,12 +333,25 @@ class TreeExpander:
         self.decisions.extend(decisions)
         return RoundResult(self.round, clones, refills, finished, self.active, decisions)
 
+    def drop(self, node_id: int) -> None:
+        """Cancel a clone that could not be made (e.g. the sandbox refused to fork): no branch
+        here. It leaves the active set and gives its budget back; ``select`` skips it."""
+        node = self.nodes[node_id]
+        if node.kind != "clone" or node_id in self.dropped:
+            raise ConfigError(f"drop({node_id}): only a clone can be dropped, once; it is a "
+                              f"{node.kind}{' already dropped' if node_id in self.dropped else ''}")
+        if node_id in self._active:
+            self._active.remove(node_id)
+        self.count[node.prompt] -= 1
+        self.dropped.add(node_id)
+
     # -- results ----------------------------------------------------------------------------
     def select(self) -> list[list[int]]:
         """Per prompt, the first n node ids in creation order; if fewer, the last is repeated."""
         out: list[list[int]] = []
         for b in range(self.num_prompts):
-            ids = [n.node_id for n in self.nodes if n.prompt == b][: self.config.n]
+            ids = [n.node_id for n in self.nodes
+                   if n.prompt == b and n.node_id not in self.dropped][: self.config.n]
             out.append(ids + [ids[-1]] * (self.config.n - len(ids)))
         return out
 
@@ -375,9 +389,10 @@ class TreeExpander:
 
     def stats(self) -> dict[str, float]:
         """Counts for metrics: trajectories, clones, refills, decisions, branch rate, max depth."""
-        clones = sum(n.kind == "clone" for n in self.nodes)
+        clones = sum(n.kind == "clone" for n in self.nodes) - len(self.dropped)
         return {
-            "rollout/trajectories": float(len(self.nodes)),
+            "rollout/clone_failures": float(len(self.dropped)),
+            "rollout/trajectories": float(len(self.nodes) - len(self.dropped)),
             "rollout/clones": float(clones),
             "rollout/refills": float(sum(n.kind == "refill" for n in self.nodes)),
             "rollout/branch_decisions": float(len(self.decisions)),
@@ -387,6 +402,7 @@ class TreeExpander:
                 if self.decisions
                 else 0.0
             ),
-            "rollout/max_depth": float(max((n.depth for n in self.nodes), default=0)),
+            "rollout/max_depth": float(max((n.depth for n in self.nodes
+                                            if n.node_id not in self.dropped), default=0)),
             "rollout/rounds": float(self.round),
         }

@@ -139,6 +139,7 @@ def tree_rollout(
             them one after another). Clones are made on this thread, where the envs live.
     """
     from branchgym.algorithms.expander import SegmentReport, TreeExpander
+    from branchgym.errors import SandboxError
 
     if not task_ids:
         raise ConfigError("tree_rollout needs at least one task id.")
@@ -176,7 +177,12 @@ def tree_rollout(
             result = expander.step(reports)
             for node in result.clones:
                 t0 = time.perf_counter()
-                child = live[node.parent].fork()  # clones the env stack; sandbox session forked
+                try:
+                    child = live[node.parent].fork()  # clones the env stack; sandbox session forked
+                except SandboxError:  # the sandbox refused the fork (reason in the error): no branch here
+                    expander.drop(node.node_id)
+                    timer.count("clone_failures")
+                    continue
                 timer.add("clone", time.perf_counter() - t0)
                 timer.count("clones")
                 t = child.trajectory
