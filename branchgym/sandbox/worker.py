@@ -314,7 +314,12 @@ class Worker:
                 return {"ok": False, "error": _nofile_error()}
             return {"ok": False, "error": f"copying the workspace failed: {e}"}
         sys.stdout.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as e:  # EAGAIN: the pids limit is full
+            os.close(fds[0])
+            shutil.rmtree(dst, ignore_errors=True)
+            return {"ok": False, "error": f"{type(e).__name__}: {e}"}
         if pid == 0:
             self.conn.close()
             self.conn = socket.socket(fileno=_high_fd(fds[0]))

@@ -54,3 +54,39 @@ def test_eof_and_malformed_frames_raise_frame_error():
         a.sendall(struct.pack("!I", 2**31))
         with pytest.raises(FrameError, match="exceeds"):
             recv_frame(b)
+
+
+def test_frames_that_are_not_objects_or_too_large_for_the_caller_are_malformed():
+    from branchgym.sandbox.wire import MalformedFrame
+
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(struct.pack("!I", 7) + b"[1,2,3]")
+        with pytest.raises(MalformedFrame, match="JSON object"):
+            recv_frame(b)
+        send_frame(a, {"stdout": "x" * 100})
+        with pytest.raises(MalformedFrame, match="exceeds the 64-byte limit"):
+            recv_frame(b, limit=64)
+
+
+def test_fds_the_receiver_cannot_take_are_reported_as_truncated():
+    import resource
+    import subprocess
+    import sys
+
+    # In a child process: lower RLIMIT_NOFILE so that no fd is free for SCM_RIGHTS.
+    code = ("import os, resource, socket, sys\n"
+            "sys.path.insert(0, os.getcwd())\n"
+            "from branchgym.sandbox.wire import recv_frame, send_frame\n"
+            "a, b = socket.socketpair()\n"
+            "r, w = os.pipe()\n"
+            "top = max(a.fileno(), b.fileno(), r, w)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1, top + 1))\n"
+            "send_frame(a, {'op': 'fork'}, (w,))\n"
+            "msg, fds = recv_frame(b, with_fds=True)\n"
+            "print(msg, fds)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+                             os.path.abspath(__file__)))))
+    assert out.stdout.strip() == "{'op': 'fork', '_fds_truncated': True} []", out.stderr
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 3  # ours is untouched
