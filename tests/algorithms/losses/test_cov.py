@@ -61,3 +61,18 @@ def test_clip_cov_zeroes_only_candidates_reproducibly() -> None:
     assert a.item() == b.item()
     with pytest.raises(ConfigError, match="fraction"):
         clip_cov(inputs, clip_cov_ratio=0.0)
+
+
+def test_kl_cov_matches_verl_with_many_tied_covariances(verl_core, verl_actor_config) -> None:
+    """Advantages and log-probs drawn from a few values (many equal covariances, so the top-k has
+    ties): the loss still equals verl's, batch after batch."""
+    cfg = verl_actor_config(loss_mode="kl_cov", kl_cov_ratio=0.1, ppo_kl_coef=1.0)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(50):
+        old = torch.randint(-3, 0, (4, 20), generator=g).float()
+        logp = (old + 0.5 * torch.randint(0, 2, (4, 20), generator=g)).requires_grad_()
+        adv = torch.randint(-1, 2, (4, 20), generator=g).float()
+        mask = (torch.rand(4, 20, generator=g) > 0.3).float()
+        ref, _ = verl_core.compute_policy_loss_kl_cov(old, logp.detach(), adv, mask, "token-mean", cfg)
+        ours, _ = kl_cov(LossInputs(logp, old, adv, mask), kl_cov_ratio=0.1)
+        assert ours.item() == pytest.approx(ref.item(), rel=1e-6, abs=1e-7)
