@@ -271,6 +271,45 @@ def test_one_worker_runs_steps_one_after_another(rollout_tiny) -> None:
         ToolExecutor(0)
 
 
+class CountingHandle:
+    """An :class:`EnvHandle` written from scratch over a lookup env (start/step/clone/close)."""
+
+    clones = 0
+
+    def __init__(self, env: Any = None) -> None:
+        self.env_ = env if env is not None else LOOKUP()
+        self.stop_strings = tuple(self.env_.protocol.stop_strings)
+
+    def start(self, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
+        return self.env_.reset(seed=seed, options=options)
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
+        return self.env_.step(action)
+
+    def clone(self) -> CountingHandle:
+        from branchgym.envs.clone import clone
+
+        CountingHandle.clones += 1
+        return CountingHandle(clone(self.env_))
+
+    def close(self) -> None:
+        self.env_.close()
+
+
+def test_custom_env_handles_drive_a_tree_like_the_gym_env(code_policy_factory) -> None:
+    from branchgym.envs.handle import EnvHandle
+
+    assert isinstance(CountingHandle(), EnvHandle)
+    tids = _lookup_ids(2)
+    kw = dict(branch=BranchConfig(n=6, initial=2, weight=0.5), max_response_tokens=2048)
+    via_handle = tree_rollout(CountingHandle, code_policy_factory(3, "search"), tids, SamplingParams(),
+                              rng=np.random.default_rng(4), **kw)
+    via_env = tree_rollout(LOOKUP, code_policy_factory(3, "search"), tids, SamplingParams(),
+                           rng=np.random.default_rng(4), **kw)
+    assert CountingHandle.clones == via_handle.counts["clones"] > 0
+    assert _tokens(via_handle) == _tokens(via_env) and via_handle.rewards == via_env.rewards
+
+
 def _codeexec(backend: str, **kw: Any):
     return lambda: gym.make("CodeExec-Offline-v0", split="smoke", sandbox=backend, **kw)
 
