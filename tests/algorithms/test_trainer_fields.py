@@ -78,3 +78,16 @@ def test_initial_entropy_tokens_sets_the_h_root_probe(tiny, tmp_path) -> None:
         trainer.close()
     assert asked[0] == 7  # the probe comes first, then the pre-rollout and the tree
     assert 50 not in asked
+
+
+def test_grpo_configs_dapo_settings_reach_the_preset() -> None:
+    """GRPOConfig's dynamic sampling and overlong buffer become the preset's TrainConfig fields
+    (the buffer as a fraction of DAPO's 20480-token budget: 4096 -> 0.2)."""
+    from branchgym.algorithms.config import GRPOConfig
+    from branchgym.algorithms.train_config import _from
+
+    fields = _from("x", "test", GRPOConfig(dynamic_sampling=True, overlong_buffer=2048)).fields()
+    assert fields["dynamic_sampling"] is True and fields["overlong_buffer_frac"] == pytest.approx(0.1)
+    plain = _from("y", "test", GRPOConfig()).fields()
+    assert plain["dynamic_sampling"] is False and plain["overlong_buffer_frac"] is None
+    assert preset("dapo").overlong_buffer_frac == pytest.approx(GRPOConfig.dapo().overlong_buffer / 20480)
