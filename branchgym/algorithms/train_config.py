@@ -273,7 +273,7 @@ def _from(name: str, summary: str, cfg: Any, **settings: Any) -> Preset:
     base = {"call_limit": cfg.call_limit, "entropy_top_k": cfg.entropy_top_k,
             "entropy_tokens": cfg.entropy_tokens,
             "initial_entropy_tokens": getattr(cfg, "initial_entropy_tokens", 50)} if tree else \
-        {"group_size": 16, "ref_model": bool(loss_params.get("kl_coef", 0.0)),
+        {"group_size": cfg.group_size, "ref_model": bool(loss_params.get("kl_coef", 0.0)),
          "dynamic_sampling": cfg.dynamic_sampling,
          # DAPO's L_buf is in tokens of its 20480-token budget; TrainConfig takes the fraction
          "overlong_buffer_frac": None if cfg.overlong_buffer is None else cfg.overlong_buffer / 20480}

@@ -91,3 +91,11 @@ def test_grpo_configs_dapo_settings_reach_the_preset() -> None:
     plain = _from("y", "test", GRPOConfig()).fields()
     assert plain["dynamic_sampling"] is False and plain["overlong_buffer_frac"] is None
     assert preset("dapo").overlong_buffer_frac == pytest.approx(GRPOConfig.dapo().overlong_buffer / 20480)
+
+
+def test_grpo_configs_group_size_reaches_the_preset() -> None:
+    from branchgym.algorithms.config import GRPOConfig
+
+    assert preset("grpo_paper").group_size == GRPOConfig.paper().group_size == 64
+    assert preset("grpo").group_size == GRPOConfig.code_compat().group_size == 16
+    assert preset("dr_grpo").group_size == GRPOConfig.dr_grpo().group_size == 8
