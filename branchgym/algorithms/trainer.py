@@ -398,8 +398,8 @@ class Trainer:
                     )
                     loss, m = loss_fn(inputs, **loss_params)
                     (loss * (len(idx) / len(mini))).backward()
-                    for k, v in m.items():
-                        sums[k] = sums.get(k, 0.0) + v.detach()
+                    for k, v in m.items():  # summed on the device; read once per step
+                        sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else float(v))
                     n_micro += 1
                 grad_norms.append(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm).detach())
                 self.opt.step()
