@@ -192,3 +192,18 @@ def test_the_loss_path_stays_on_the_models_device(tiny, tmp_path, registered) ->
     finally:
         trainer.close()
     assert devices == {"cuda"} and m["train/rollout_logprob_abs_diff"] < 1e-2
+
+
+def test_a_loss_may_report_plain_number_metrics(tiny, tmp_path, registered) -> None:
+    def loss(inputs, **kw):
+        total, metrics = POLICY_LOSSES.get("ppo_clip")(inputs, **kw)
+        return total, {**metrics, "loss/custom": 2.0}
+
+    name = registered(POLICY_LOSSES, "test_number_metric", loss)
+    cfg = preset("grpo", model=str(tiny), out=str(tmp_path / "n"), loss=name, **{**SMALL, "mini_batches": 1})
+    trainer = Trainer(cfg)
+    try:
+        m = trainer.train_step()
+    finally:
+        trainer.close()
+    assert m["loss/custom"] == 2.0
