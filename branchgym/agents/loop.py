@@ -26,12 +26,11 @@ from __future__ import annotations
 import itertools
 import sys
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
 from branchgym.agents.entropy import ARPO_ENTROPY_TOKENS, arpo_segment_entropy, segment_entropy
+from branchgym.agents.executor import DEFAULT_TOOL_WORKERS, PhaseTimer, ToolExecutor, ToolSpan
 from branchgym.agents.policy import Completion, SamplingParams, generate_with
 from branchgym.agents.trajectory import Segment, Step, ToolCall, Trajectory
 from branchgym.envs.handle import EnvHandle, as_env_handle
@@ -44,8 +43,6 @@ __all__ = [
 ]
 
 EntropySource = Literal["topk", "exact"]
-DEFAULT_TOOL_WORKERS = 32
-"""Most tool calls run at once by default; a round with fewer live episodes uses fewer threads."""
 
 _node_ids = itertools.count(1)
 
@@ -63,77 +60,6 @@ def _tool_name(stop: str | None) -> str:
     if stop and stop.startswith("</") and stop.endswith(">"):
         return stop[2:-1]
     return stop or ""
-
-
-@dataclass(frozen=True)
-class ToolSpan:
-    """One ``step`` call as the engine ran it: ``perf_counter`` start/end, and its error if any."""
-
-    node_id: int
-    round: int
-    start: float
-    end: float
-    error: str | None = None
-
-
-@dataclass
-class PhaseTimer:
-    """Seconds per phase (``generation``, ``tools``, ``clone``, ``reset``, ``close``), counters,
-    and the span of every tool call (``tool_spans``), which shows whether calls overlapped."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    tool_spans: list[ToolSpan] = field(default_factory=list)
-    rounds: int = 0
-
-    def add(self, phase: str, dt: float) -> None:
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + dt
-
-    def count(self, key: str, k: int = 1) -> None:
-        self.counts[key] = self.counts.get(key, 0) + k
-
-    def timed(self, phase: str, fn: Callable[[], Any]) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            self.add(phase, time.perf_counter() - t0)
-
-
-class ToolExecutor:
-    """Runs a round's tool calls at the same time on at most ``max_workers`` threads.
-
-    ``max_workers=None`` means :data:`DEFAULT_TOOL_WORKERS`; threads start only as calls need them,
-    so a round with n calls uses min(n, max_workers). ``max_workers=1`` runs the calls one after
-    another in the calling thread (the sequential baseline). Results come back in call order.
-    """
-
-    def __init__(self, max_workers: int | None = None) -> None:
-        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            raise ConfigError(f"tool_workers must be an int >= 1 or None (default {DEFAULT_TOOL_WORKERS}), "
-                              f"got {max_workers!r}")
-        self.max_workers = max_workers or DEFAULT_TOOL_WORKERS
-        self._pool: ThreadPoolExecutor | None = None
-
-    def map(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
-        """``[call() for call in calls]``, run concurrently; a call must not raise."""
-        if self.max_workers == 1 or len(calls) <= 1:
-            return [call() for call in calls]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="branchgym-tool")
-        futures = [self._pool.submit(call) for call in calls]
-        return [f.result() for f in futures]
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-    def __enter__(self) -> ToolExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def segment_entropy_of(
@@ -320,16 +246,30 @@ def _clip_completion(c: Completion, budget: int, generator: Any) -> Completion:
     )
 
 
-def _close(ep: LiveEpisode, timer: PhaseTimer) -> None:
-    """Release a finished episode's env (its sandbox session) at once; the trajectory stays."""
+def _close_all(eps: Sequence[LiveEpisode], timer: PhaseTimer, tools: ToolExecutor | None) -> None:
+    """Release finished episodes' envs (their sandbox sessions) at once, on the tool executor; the
+    trajectories stay. A broken env (``env_error``) may fail to close as well: that is ignored."""
+    if not eps:
+        return
+
+    def close(ep: LiveEpisode) -> BaseException | None:
+        try:
+            ep.handle.close()
+        except Exception as exc:
+            return exc
+        return None
+
     t0 = time.perf_counter()
-    try:
-        ep.handle.close()
-    except Exception:
-        if ep.trajectory.end_reason != "env_error":  # a broken env may fail to close as well
-            raise
-    finally:
-        timer.add("close", time.perf_counter() - t0)
+    calls = [lambda ep=ep: close(ep) for ep in eps]
+    if tools is None:
+        with ToolExecutor() as pool:
+            errors = pool.map(calls)
+    else:
+        errors = tools.map(calls)
+    timer.add("close", time.perf_counter() - t0)
+    for ep, err in zip(eps, errors):
+        if err is not None and ep.trajectory.end_reason != "env_error":
+            raise err
 
 
 def _timed_step(handle: EnvHandle, action: str) -> tuple[Any, float, float]:
@@ -395,6 +335,7 @@ def run_round(
                           f"{len(live)} prompts; a token generator returns one per prompt when n=1")
     out: dict[int, SegmentResult] = {}
     to_step: list[int] = []
+    ended: list[LiveEpisode] = []  # finished without a step; closed with the stepped ones
     for i, c in zip(live, completions):
         ep = episodes[i]
         c = _clip_completion(c, ep.budget_left, generator)
@@ -404,8 +345,8 @@ def run_round(
         )
         out[i] = SegmentResult(c, h, False)
         if not ep.record(c, generator):
-            if ep.done and close_finished:  # response budget used up
-                _close(ep, timer)
+            if ep.done:  # response budget used up
+                ended.append(ep)
             continue
         seg = ep.trajectory.segments[-1]
         if seg.finish_reason == "stop" and call_limit is not None and ep.trajectory.num_tool_calls >= call_limit:
@@ -413,15 +354,12 @@ def run_round(
             # without running the tool (no answer, so the reward stays 0).
             t = ep.trajectory
             t.truncated, t.end_reason = True, "call_limit"
-            if close_finished:
-                _close(ep, timer)
+            ended.append(ep)
             continue
         to_step.append(i)
     _step_all([episodes[i] for i in to_step], to_step, out, generator, timer, tools)
     if close_finished:
-        for i in to_step:
-            if episodes[i].done:
-                _close(episodes[i], timer)
+        _close_all(ended + [episodes[i] for i in to_step if episodes[i].done], timer, tools)
     return out
 
 

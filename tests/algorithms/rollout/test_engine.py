@@ -310,6 +310,44 @@ def test_custom_env_handles_drive_a_tree_like_the_gym_env(code_policy_factory) -
     assert _tokens(via_handle) == _tokens(via_env) and via_handle.rewards == via_env.rewards
 
 
+class SlowCloseEnv(BarrierEnv):
+    """Answers end the episode at once; ``close`` waits until ``parties`` closes are inside it."""
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
+        self.actions.append(action)
+        return "", 1.0, True, False, {}
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.barrier.wait()
+
+
+class Answers(CountingSearches):
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]:
+        ids = self.encode("<answer>7</answer>")
+        return [Completion(ids, [-1.0] * len(ids), None, self.decode(ids), "stop", "</answer>", prompt_index=i)
+                for i in range(len(prompts))]
+
+
+def test_finished_episodes_are_closed_at_the_same_time(rollout_tiny) -> None:
+    from transformers import AutoTokenizer
+
+    gen = Answers(AutoTokenizer.from_pretrained(rollout_tiny), [])
+    barrier = threading.Barrier(4, timeout=30)
+    envs = [SlowCloseEnv(barrier) for _ in range(4)]
+    eps = [LiveEpisode.start(e, gen, max_response_tokens=100) for e in envs]
+    run_round(eps, gen, SamplingParams(max_new_tokens=16))
+    assert all(e.closed for e in envs) and not barrier.broken
+    assert all(ep.trajectory.end_reason == "terminated" and ep.trajectory.reward == 1.0 for ep in eps)
+    # one worker closes one after another: the first close waits alone and the barrier breaks
+    lone = threading.Barrier(2, timeout=1)
+    envs = [SlowCloseEnv(lone) for _ in range(2)]
+    eps = [LiveEpisode.start(e, gen, max_response_tokens=100) for e in envs]
+    with pytest.raises(threading.BrokenBarrierError):
+        run_round(eps, gen, SamplingParams(max_new_tokens=16), tools=ToolExecutor(1))
+
+
 def _codeexec(backend: str, **kw: Any):
     return lambda: gym.make("CodeExec-Offline-v0", split="smoke", sandbox=backend, **kw)
 
