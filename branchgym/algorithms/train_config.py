@@ -311,7 +311,9 @@ def _presets() -> list[Preset]:
               AEPOConfig.paper(), premonitor=True, m_rounding="paper_round"),
         dataclasses.replace(_from("empg", "EMPG entropy-modulated step advantages on GRPO", empg.base),
                             advantage="empg", advantage_params=dict(empg.advantage_params())),
-        dataclasses.replace(_from("high_entropy", "80/20: DAPO loss on the top-20% entropy tokens", mask.base),
+        # the paper's batch-wide top-20 %: one loss call per mini-batch; the code's: per micro-batch
+        dataclasses.replace(_from("high_entropy", "80/20: DAPO loss on the top-20% entropy tokens", mask.base,
+                                  **({"micro_batch_size": 1 << 20} if mask.entropy_mask_scope == "batch" else {})),
                             loss="high_entropy_mask", loss_params=dict(mask.loss_params())),
         dataclasses.replace(_from("gppo", "GPPO: gradient-preserving PPO clip", grpo), loss="gppo",
                             loss_params={"clip_low": 0.2, "clip_high": 0.2, "clip_ratio_c": 3.0}),

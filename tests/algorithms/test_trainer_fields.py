@@ -99,3 +99,36 @@ def test_grpo_configs_group_size_reaches_the_preset() -> None:
     assert preset("grpo_paper").group_size == GRPOConfig.paper().group_size == 64
     assert preset("grpo").group_size == GRPOConfig.code_compat().group_size == 16
     assert preset("dr_grpo").group_size == GRPOConfig.dr_grpo().group_size == 8
+
+
+def test_the_80_20_presets_selection_scope_is_honoured(tiny, tmp_path) -> None:
+    """``entropy_mask_scope="batch"`` (EntropyMaskConfig's default, the paper's) makes the preset
+    call the loss once per mini-batch, so the top-20 % is taken over all of its tokens;
+    ``"microbatch"`` (the released code) keeps the trainer's micro-batches."""
+    from branchgym.algorithms.config import EntropyMaskConfig
+    from branchgym.algorithms.registry import POLICY_LOSSES
+
+    assert EntropyMaskConfig().entropy_mask_scope == "batch"
+    cfg = preset("high_entropy", model=str(tiny), out=str(tmp_path / "he"),
+                 **{k: v for k, v in SMALL.items() if k != "branching"}, group_size=12, dynamic_sampling=False)
+    rows_seen: list[int] = []
+    real = POLICY_LOSSES.get("high_entropy_mask")
+
+    def spy(inputs, **kw):
+        rows_seen.append(inputs.logp.shape[0])
+        return real(inputs, **kw)
+
+    spy.needs = real.needs
+    POLICY_LOSSES.unregister("high_entropy_mask")
+    POLICY_LOSSES.register("high_entropy_mask", spy)
+    try:
+        trainer = Trainer(cfg)
+        try:
+            m = trainer.train_step()
+        finally:
+            trainer.close()
+    finally:
+        POLICY_LOSSES.unregister("high_entropy_mask")
+        POLICY_LOSSES.register("high_entropy_mask", real)
+    assert m["train/kept_rows"] > 16  # more than the default micro-batch
+    assert rows_seen == [int(m["train/kept_rows"])]  # one call over the whole (single) mini-batch
