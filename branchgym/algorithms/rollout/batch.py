@@ -72,6 +72,7 @@ class RolloutBatch:
             "rollout/response_len_mean": sum(len(t.response_ids) for t in rows) / n,
             "rollout/answered_frac": sum(t.terminated for t in rows) / n,
             "rollout/generate_calls": float(self.counts.get("generate_calls", 0)),
+            "rollout/tool_errors": float(self.counts.get("tool_errors", 0)),
         }
         ent = [e for t in rows for e, m in zip(t.entropies, t.loss_mask) if m]
         out["rollout/entropy_mean"] = sum(ent) / len(ent) if ent else 0.0

@@ -441,6 +441,7 @@ def test_docker_tree_slow_tool_overlaps_the_round_and_broken_tool_ends_one_traje
     broken = [t for t in distinct if t.end_reason == "env_error"]
     assert len(slow) == 1 and len(broken) == 1 and broken[0].parent is None
     assert "search backend unreachable" in broken[0].info["env_error"]
+    assert batch.metrics()["rollout/tool_errors"] == 1.0
     # The round of the 5 s call: every other call of that round ran during it (overlapping spans).
     spans = batch.extra["tool_spans"]
     s5 = next(s for s in spans if s.node_id == slow[0].node_id and s.round == 1)
