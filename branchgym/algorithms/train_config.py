@@ -135,6 +135,8 @@ class TrainConfig:
     """tokens per generated segment."""
     max_response_tokens: int = ranged(1024, ge=1)
     """response budget per trajectory (model + tool tokens)."""
+    tool_workers: int | None = ranged(None, ge=1, hint="None: up to 32 at once; 1 runs calls one after another")
+    """tool calls of a round run at once (``None``: ``min(32, live trajectories)``); see docs/rollout.md."""
     advantage: str = ranged("grpo", choices=lambda: list(ADVANTAGES))
     """a name in ``ADVANTAGES``; setting it to another estimator starts ``advantage_params`` from
     that function's defaults."""

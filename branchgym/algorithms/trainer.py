@@ -208,7 +208,8 @@ class Trainer:
         common = dict(max_response_tokens=cfg.max_response_tokens, call_limit=cfg.call_limit,
                       entropy_source=cfg.entropy_source)
         if cfg.rollout == "flat":
-            return flat_rollout(self.make_env, self.rollout_policy, task_ids, params, group_size=cfg.group_size, **common)
+            return flat_rollout(self.make_env, self.rollout_policy, task_ids, params, group_size=cfg.group_size,
+                                tool_workers=cfg.tool_workers, **common)
         assert cfg.branching is not None
         initial = None
         if cfg.premonitor:
@@ -219,7 +220,7 @@ class Trainer:
         store = self.h_init_store if cfg.branching.h_init == "code_stale_dict" else None
         return tree_rollout(self.make_env, self.rollout_policy, task_ids, params, branch=cfg.branching,
                             rng=self.tree_rng, initial=initial, h_init_store=store, entropy_tokens=cfg.entropy_tokens,
-                            **common)
+                            tool_workers=cfg.tool_workers, **common)
 
     def _shaped_rewards(self, batch: Any) -> list[float]:
         rewards = list(batch.rewards)

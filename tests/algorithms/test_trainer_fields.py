@@ -132,3 +132,36 @@ def test_the_80_20_presets_selection_scope_is_honoured(tiny, tmp_path) -> None:
         POLICY_LOSSES.register("high_entropy_mask", real)
     assert m["train/kept_rows"] > 16  # more than the default micro-batch
     assert rows_seen == [int(m["train/kept_rows"])]  # one call over the whole (single) mini-batch
+
+
+@pytest.mark.parametrize("tool_workers", [1, None])
+def test_tool_workers_reaches_the_rollout(tiny, tmp_path, tool_workers) -> None:
+    """``tool_workers=1`` runs every tool call on the trainer's thread; the default runs a round's
+    calls on the engine's executor threads."""
+    import threading
+
+    import gymnasium as gym
+
+    from branchgym.algorithms.quickstart_task import make_lookup_env
+
+    threads: set[str] = set()
+
+    class RecordThread(gym.Wrapper):
+        def step(self, action):
+            threads.add(threading.current_thread().name)
+            return self.env.step(action)
+
+    def make_env():
+        return RecordThread(make_lookup_env(split="smoke", reward="arpo_train"))
+
+    flat = {k: v for k, v in SMALL.items() if k != "branching"}
+    cfg = preset("grpo", model=str(tiny), out=str(tmp_path / "grpo"), group_size=4,
+                 tool_workers=tool_workers, **flat)
+    trainer = Trainer(cfg, make_env=make_env)
+    try:
+        trainer._rollout(trainer._pick_prompts(set()))
+    finally:
+        trainer.close()
+    assert threads, "the tiny model made no tool call"
+    main = threading.main_thread().name
+    assert (threads == {main}) == (tool_workers == 1), threads
