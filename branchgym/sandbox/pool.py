@@ -89,7 +89,9 @@ class SandboxPool:
         self._peak_busy = 0
         self._recycler: threading.Thread | None = None
         self._load: dict[int, int] = {}  # spread: root sessions per host (by id)
-        self._starting = 0
+        self._starting = 0  # hosts being started, by the filler or by acquire()
+        self._filling = 0  # of those, the filler's: they land in _idle for anyone
+        self._waiters = 0  # acquire() calls waiting for one of the hosts that land in _idle
         self._closed = False
         self._filler: threading.Thread | None = None
         self._hosts_ref: list[ServerHost] = []  # everything alive, for the finalizer
@@ -139,15 +141,19 @@ class SandboxPool:
                         or (self.size is not None and total >= self.size)):
                     return
                 self._starting += 1
+                self._filling += 1
             try:
                 host = self._new_host()
                 host.prespawn()
             except Exception:
                 with self._lock:
                     self._starting -= 1
+                    self._filling -= 1
+                    self._lock.notify_all()
                 return  # acquire() will start one itself and report the error
             with self._lock:
                 self._starting -= 1
+                self._filling -= 1
                 self._idle.append(host)
                 self._lock.notify_all()
 
@@ -169,9 +175,15 @@ class SandboxPool:
                     if self.size is not None and total >= self.size:
                         self._lock.wait(1.0)  # all hosts busy: wait for a release
                         continue
-                    if self._starting > 0 or self._recycling:
-                        # one is on its way (a reset takes milliseconds, a new host far longer)
-                        self._lock.wait(0.1)
+                    if self._filling + len(self._recycling) > self._waiters:
+                        # a host is on its way to _idle that no other caller waits for (a reset
+                        # takes milliseconds): wait for it. Otherwise start one now, in parallel
+                        # with the other callers' starts (a cold rollout needs many at once).
+                        self._waiters += 1
+                        try:
+                            self._lock.wait(0.1)
+                        finally:
+                            self._waiters -= 1
                         continue
                     host = None
                 if host is not None:

@@ -54,6 +54,31 @@ def test_released_hosts_are_reused_by_a_group_that_resets_every_round():
         assert pool.stats()["started_total"] <= 5  # 4 at once + the warm spare
 
 
+def test_callers_of_a_cold_pool_start_their_hosts_in_parallel():
+    # The first round of a rollout asks for many sessions at once. Each start waits here until
+    # a second start has begun: starts made one after another would break the barrier.
+    import threading
+
+    barrier = threading.Barrier(2, timeout=20)
+    with SandboxPool("local", SandboxLimits(), warm=0) as pool:
+        start = pool._factory
+
+        def factory():
+            barrier.wait()
+            return start()
+
+        pool._factory = factory
+        got: list = []
+        threads = [threading.Thread(target=lambda: got.append(pool.acquire())) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(got) == 2 and got[0].host is not got[1].host
+        for s in got:
+            s.close()
+
+
 def test_a_tree_keeps_its_host_until_the_last_fork_closes():
     with SandboxPool("local", SandboxLimits(), warm=0) as pool:
         root = pool.acquire()
