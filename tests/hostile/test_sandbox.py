@@ -274,3 +274,24 @@ def test_fork_of_a_deleted_workspace_gives_an_empty_one(session):
         r = child.run("print(kept, os.listdir(os.environ['HOME']))")
         assert r.stdout == "5 []\n", r
     assert session.run("kept").stdout == "5\n"
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("docker", marks=pytest.mark.docker)])
+def test_env_step_survives_forged_frames_and_later_steps_see_their_own_output(backend, request):
+    import gymnasium as gym
+
+    request.getfixturevalue(f"{backend}_pool")  # skips / builds the image like the pools
+    env = gym.make("CodeExec-Offline-v0", split="smoke", sandbox=backend, max_episode_steps=8)
+    try:
+        env.reset(seed=0)
+        forged = _FIND_CONN + "forge({'ok': False, 'error': 'boom'})\n"
+        obs = env.step(f"<python>{forged}</python>")[0]  # raised SandboxError before
+        assert "not the reply" in obs, obs
+        forged = (_FIND_CONN + "forge({'ok': True, 'stdout': 'GOLD ANSWER', 'stderr': '',"
+                  " 'error': None, 'timed_out': False, 'duration_s': 0.0})\n")
+        env.step(f"<python>{forged}</python>")
+        for i in range(3):
+            obs = env.step(f"<python>print('step', {i})</python>")[0]
+            assert "GOLD" not in obs and f"step {i}" in obs, obs
+    finally:
+        env.close()
