@@ -2,10 +2,11 @@
 
 Medians over repeats of a warm ``session.run("x = 1")``, ``session.fork()`` of a small
 interpreter (and its close), and ``LocalHost.start`` + ``close``. Each call of this script
-records one labelled column (e.g. before / after a change) in bench/results/sandbox-local.json
-and rewrites bench/results/sandbox-local.md with every column recorded so far.
+adds one round under its label (e.g. before / after a change) to
+bench/results/sandbox-local.json and rewrites bench/results/sandbox-local.md: per label and mode,
+the median over its rounds (run labels alternately, so that both see the same machine load).
 
-Run:  python bench/sandbox/bench_local.py --label after [--repeats 200]
+Run:  python bench/sandbox/bench_local.py --label after [--repeats 200] [--results DIR]
 """
 
 from __future__ import annotations
@@ -79,32 +80,52 @@ def bench_mode(limits: SandboxLimits, repeats: int) -> dict[str, float]:
 def render(data: dict) -> str:
     lines = ["# Local sandbox backend: latency with and without the jail", "",
              "Medians (ms) of a warm `run(\"x = 1\")`, `fork()` of a small interpreter, and a "
-             "cold `LocalHost.start` + `close`; `preload=()`. Written by "
+             "cold `LocalHost.start` + `close`; `preload=()`; each cell is the median over the "
+             "label's rounds of the per-round medians. Written by "
              "`bench/sandbox/bench_local.py`.", "",
-             "| label | mode | run | fork | cold start | repeats | machine |",
+             "| label | mode | run | fork | cold start | rounds x repeats | machine (first round) |",
              "|---|---|---|---|---|---|---|"]
     for label, col in data.items():
-        for mode, r in col["modes"].items():
-            lines.append(f"| {label} | {mode} | {r['run_ms']} | {r['fork_ms']} | "
-                         f"{r['cold_start_ms']} | {col['repeats']} | {col['machine']} |")
-    return "\n".join(lines) + "\n"
+        rounds = col["rounds"]
+        for mode in rounds[0]["modes"]:
+            cells = [statistics.median(r["modes"][mode][k] for r in rounds if mode in r["modes"])
+                     for k in ("run_ms", "fork_ms", "cold_start_ms")]
+            lines.append(f"| {label} | {mode} | {cells[0]:.2f} | {cells[1]:.2f} | "
+                         f"{cells[2]:.0f} | {len(rounds)} x {rounds[0]['repeats']} | "
+                         f"{rounds[0]['machine']} |")
+    notes = [f"- {label}: {col['note']}" for label, col in data.items() if col.get("note")]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--label", required=True)
     p.add_argument("--repeats", type=int, default=200)
+    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--note", help="what the label stands for (shown under the table)")
+    p.add_argument("--render-only", action="store_true", help="only set --note and rewrite .md")
     args = p.parse_args()
     warnings.simplefilter("ignore")
-    col = {"repeats": args.repeats, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    path = args.results / "sandbox-local.json"
+    if args.render_only:
+        data = json.loads(path.read_text())
+        if args.note:
+            data[args.label]["note"] = args.note
+        path.write_text(json.dumps(data, indent=1) + "\n")
+        (args.results / "sandbox-local.md").write_text(render(data))
+        print(render(data))
+        return 0
+    load = os.getloadavg()[0]
+    rnd = {"repeats": args.repeats, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, uid {os.geteuid()}, "
-                      f"load {os.getloadavg()[0]:.1f}",
+                      f"load {load:.1f}",
            "modes": {m: bench_mode(lim, args.repeats) for m, lim in _modes().items()}}
-    path = RESULTS / "sandbox-local.json"
     data = json.loads(path.read_text()) if path.exists() else {}
-    data[args.label] = col
+    data.setdefault(args.label, {"rounds": []})["rounds"].append(rnd)
+    if args.note:
+        data[args.label]["note"] = args.note
     path.write_text(json.dumps(data, indent=1) + "\n")
-    (RESULTS / "sandbox-local.md").write_text(render(data))
+    (args.results / "sandbox-local.md").write_text(render(data))
     print(render(data))
     return 0
 
