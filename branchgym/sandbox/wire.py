@@ -10,8 +10,10 @@ socket: no secret kept in that process can authenticate a reply. What the host r
 instead (``session.py``): every request carries a sequence number that the reply must echo; a
 frame that is malformed, too large, of the wrong shape, with the wrong number, or that arrives
 between calls is *not the reply* and the worker is killed and restarted with a note. Code can
-therefore make its *own* call's result say anything (as ``print`` can), but never shift later
-results, never answer for another session (each has its own socketpair; workers cannot be
+therefore make its *own* call's result say anything (as ``print`` can), and code that keeps
+running and answers its session's later requests itself controls that session's later output
+(as patching the worker could); it can never shift a real reply to another call, answer for
+another session (each has its own socketpair; workers cannot be
 traced to steal one), and never make the host raise. The control connection of the server is
 out of reach: it lives only in the server process, which runs no user code and cannot be traced.
 """
