@@ -74,10 +74,13 @@ class ServerHost(abc.ABC):
         if self.dead or self._ctl is None:
             raise SandboxError(f"sandbox {self.name} is not running")
         with self._ctl_lock:
+            ctl = self._ctl  # close() may drop it from another thread (the pool's reset thread)
+            if ctl is None:
+                raise SandboxError(f"sandbox {self.name} is not running")
             try:
-                self._ctl.settimeout(timeout_s or self.CONTROL_TIMEOUT_S)
-                send_frame(self._ctl, msg, fds)
-                reply, _ = recv_frame(self._ctl)
+                ctl.settimeout(timeout_s or self.CONTROL_TIMEOUT_S)
+                send_frame(ctl, msg, fds)
+                reply, _ = recv_frame(ctl)
             except (FrameError, OSError) as e:
                 self.dead = True
                 raise SandboxError(f"sandbox {self.name} stopped answering ({e})") from None

@@ -113,3 +113,22 @@ def test_closed_pool_refuses_and_stops_everything():
     assert proc.poll() is not None
     with pytest.raises(SandboxError, match="closed"):
         pool.acquire()
+
+
+def test_a_reset_racing_a_close_is_a_failed_reset_not_a_crash():
+    # The pool resets released hosts on a thread of its own while close() may stop them: a reset
+    # that passed its first check, then found the control connection gone, raised AttributeError.
+    import threading
+
+    with SandboxPool("local", SandboxLimits(), warm=0) as pool:
+        s = pool.acquire()
+        host = s.host
+        result: list = []
+        with host._ctl_lock:  # hold the connection: the reset passes its check, then waits here
+            t = threading.Thread(target=lambda: result.append(host.reset()))
+            t.start()
+            time.sleep(0.2)
+            host.close()
+        t.join(10)
+        assert result == [False]  # not reusable; no exception escaped the thread
+        s.close()
