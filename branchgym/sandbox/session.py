@@ -75,6 +75,12 @@ class SessionTree:
             self._live.add(self._ids)
             return self._ids
 
+    def resets_on_release(self, sid: int) -> bool:
+        """True when ``sid`` is the tree's last live session and its host will be reset when it
+        goes (tree placement): the reset kills everything, so closing needs no kill of its own."""
+        with self._lock:
+            return self._live == {sid} and self.pool.placement == "tree"
+
     def discard(self, sid: int) -> None:
         with self._lock:
             self._live.discard(sid)
@@ -300,7 +306,10 @@ class WorkerSession(Session):
                 return
             self._closed = True
             sock, self._sock = self._sock, None
-        self._host.kill(self._pid)  # the worker and all it started (setsid daemons too)
+        if not self._tree.resets_on_release(self._sid):
+            self._host.kill(self._pid)  # the worker and all it started (setsid daemons too)
+        # else the pool resets the host in the background (every process killed, every writable
+        # place wiped) before anyone can have it again: an episode start does not wait for that.
         if sock is not None:
             sock.close()
         self._finalizer.detach()

@@ -132,3 +132,23 @@ def test_a_reset_racing_a_close_is_a_failed_reset_not_a_crash():
         t.join(10)
         assert result == [False]  # not reusable; no exception escaped the thread
         s.close()
+
+
+def test_closing_a_trees_last_session_leaves_the_kill_to_the_reset():
+    # The pool resets the released host (killing everything) off the caller's thread, so the
+    # last close sends no kill of its own; a fork closed while its parent lives is killed at once.
+    with SandboxPool("local", SandboxLimits(), warm=0) as pool:
+        root = pool.acquire()
+        host = root.host
+        killed: list[int] = []
+        real_kill = host.kill
+        host.kill = lambda pid: (killed.append(pid), real_kill(pid))[1]
+        child = root.fork()
+        child_pid = child.pid
+        child.close()
+        assert killed == [child_pid]
+        root.close()
+        assert killed == [child_pid]
+        again = pool.acquire()  # the same host, after its reset
+        assert again.host is host and again.run("1").stdout == "1\n"
+        again.close()
