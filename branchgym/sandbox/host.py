@@ -148,7 +148,10 @@ class ServerHost(abc.ABC):
             sock.close()
             raise SandboxError(f"a new interpreter in {self.name} did not start ({e}); "
                                f"{self.why_dead(pid)}") from None
-        pid = int(ready.get("pid", pid))
+        if ready.get("pid", pid) != pid:  # the new interpreter must be the process announced
+            sock.close()
+            raise SandboxError(f"a new interpreter in {self.name} announced pid "
+                               f"{ready.get('pid')!r} instead of {pid}; it was not started")
         self.workers.add(pid)
         return pid
 

@@ -254,7 +254,11 @@ class WorkerSession(Session):
             error = str(reply.get("error"))
             hint = (" Raise the pids limit or close sessions." if "Errno 11" in error else "")
             raise SandboxError(f"fork failed: {error}.{hint} This session keeps its state.")
-        pid = self._host.await_ready(mine, int(reply["pid"]), FORK_TIMEOUT_S)
+        pid = reply.get("pid")
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 1:
+            mine.close()
+            raise MalformedFrame(f"fork reply with pid {pid!r}")
+        pid = self._host.await_ready(mine, pid, FORK_TIMEOUT_S)
         return WorkerSession(self._tree, self._host, mine, pid, workspace)
 
     # -- recovery ------------------------------------------------------------------------------

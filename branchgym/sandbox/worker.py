@@ -405,6 +405,8 @@ class Worker:
         finally:
             sys.stdout, sys.stderr = saved
         self._restore_nofile()
+        if error is not None and len(error) > cap:  # a huge exception message is output too
+            error = error[:cap] + _cut_note(cap, len(error), cap)
         try:
             stdout = _merge(out, 1, cap)
             stderr = _merge(err, 2, cap)

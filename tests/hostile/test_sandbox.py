@@ -32,6 +32,18 @@ def _tampered(r: ExecResult) -> bool:
 
 # ---------------------------------------------------------------------------- item 2: the wire
 
+def test_a_huge_exception_message_is_output_not_tampering(session):
+    # Honest code may raise with a long message; it is capped like output, not taken for a
+    # forged frame (which would kill the interpreter and lose its state).
+    session.run("keep = 41")
+    r = session.run("raise ValueError('x' * 400_000)")
+    assert r.error.startswith("ValueError") and "more characters cut" in r.error
+    assert not _tampered(r) and len(r.error) < 20_000
+    assert session.run("print(keep + 1)").stdout == "42\n"
+
+
+
+
 
 def test_a_forged_reply_never_becomes_a_result_or_shifts_later_ones(session):
     session.run("x = 7")
@@ -57,6 +69,24 @@ def test_a_forged_reply_with_the_right_sequence_number_is_caught_by_the_real_one
     assert _tampered(first) or _tampered(later[0]), (first, later[0])
     assert later[0].stdout in ("0\n", "")
     assert [r.stdout for r in later[1:]] == ["1\n", "2\n"]
+
+
+@pytest.mark.parametrize("fake_pid", ["'x'", "None", "1", "os.getpid()"])
+def test_a_fork_reply_with_a_forged_pid_is_a_sandbox_error(session, fake_pid):
+    # Code that patched its worker answers the next fork with a pid of its choice: a string, none,
+    # PID 1 or its own. The host never trusts it (no ValueError/KeyError out of fork(), no bogus
+    # pid kept as a worker to spare from kills).
+    session.run(
+        "import gc, os\n"
+        "w = [o for o in gc.get_objects() if type(o).__name__ == 'Worker'][0]\n"
+        "real = w.fork\n"
+        "def fork(msg, fds):\n"
+        "    r = real(msg, fds)\n"
+        f"    return r if r is None else {{**r, 'pid': {fake_pid}}}\n"
+        "w.fork = fork\n")
+    with pytest.raises(SandboxError):
+        session.fork()
+    assert session.run("print(6 * 7)").stdout == "42\n"  # the session goes on (restarted or not)
 
 
 def test_a_forged_failure_reply_does_not_raise(session):
