@@ -188,11 +188,8 @@ class ServerHost(abc.ABC):
 
     def scratch(self) -> tuple[tuple[str, ...], bool]:
         """Writable places besides the workspaces that only this sandbox sees, wiped by
-        :meth:`reset`, and whether its System V IPC is its own (wiped too). A jailed local host
-        has a private ``/tmp`` and IPC namespace; an unjailed one shares both with this machine,
-        so nothing there is wiped (a documented limit)."""
-        if getattr(self, "jailed", False):
-            return ("/tmp", "/dev/shm"), True
+        :meth:`reset`, and whether its System V IPC is its own (wiped too). Each backend says
+        what it has; by default, none."""
         return (), False
 
     def reset(self) -> bool:

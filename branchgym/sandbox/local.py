@@ -395,6 +395,14 @@ class LocalHost(ServerHost):
             log = ""
         return f"server log: {log.strip() or '(empty)'}"
 
+    def scratch(self) -> tuple[tuple[str, ...], bool]:
+        """In the jail: its private ``/tmp`` and ``/dev/shm`` and its own IPC namespace. Without
+        it: the ``TMPDIR`` this host gives its code (``tempfile``'s folder); the machine's own
+        ``/tmp``, ``/dev/shm`` and IPC are shared and not wiped (a documented limit)."""
+        if self.jailed:
+            return ("/tmp", "/dev/shm"), True
+        return (os.path.join(self.root, "tmp"),), False
+
     def _terminate(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:

@@ -152,9 +152,10 @@ def test_nothing_planted_reaches_the_next_episode_on_a_reused_host(reused_pool):
         # Without bubblewrap /tmp and /dev/shm are this machine's: only the workspace is the
         # sandbox's to wipe, and the backend says so (README, 'What the sandbox guarantees').
         assert "no jail" in host.isolation and "every file that uid can" in host.isolation
-        places = (".",)
+        places = (".", "$TMPDIR")  # its TMPDIR (tempfile's folder) is the sandbox's own
     plant = (f"import os\nfor d in {places!r}:\n"
-             "    open(os.path.join(d, 'answer.txt'), 'w').write('episode A answer: 42')\n")
+             "    open(os.path.join(os.path.expandvars(d), 'answer.txt'), 'w')"
+             ".write('episode A answer: 42')\n")
     assert a.run(plant).ok
     assert a.run(_daemon_code(marker)).ok
     _wait_started(marker)
@@ -163,7 +164,7 @@ def test_nothing_planted_reaches_the_next_episode_on_a_reused_host(reused_pool):
     try:
         assert b.host is host, "the test needs the host to be reused"
         r = b.run(f"import os\n[p for d in {places!r} "
-                  "for p in [os.path.join(d, 'answer.txt')] if os.path.exists(p)]")
+                  "for p in [os.path.join(os.path.expandvars(d), 'answer.txt')] if os.path.exists(p)]")
         assert r.stdout == "[]\n", r
         assert _alive_with(marker) == []
     finally:
