@@ -216,7 +216,7 @@ class Trainer:
             initial = premonitor_initial(self.make_env, self.rollout_policy, task_ids, params, n=cfg.branching.n,
                                          beta=cfg.premonitor_beta, m_rounding=cfg.m_rounding,
                                          probe_tokens=cfg.initial_entropy_tokens, entropy_tokens=cfg.entropy_tokens,
-                                         **common)
+                                         tool_workers=cfg.tool_workers, **common)
         store = self.h_init_store if cfg.branching.h_init == "code_stale_dict" else None
         return tree_rollout(self.make_env, self.rollout_policy, task_ids, params, branch=cfg.branching,
                             rng=self.tree_rng, initial=initial, h_init_store=store, entropy_tokens=cfg.entropy_tokens,

@@ -35,7 +35,10 @@ class EnvHandle(Protocol):
       a worker thread of the engine's tool executor, at most once at a time per handle. An
       exception it raises ends that trajectory only (``end_reason == "env_error"``).
     - ``clone() -> EnvHandle``: an independent handle whose future equals this one's for the same
-      actions (tree rollouts). Raise ``branchgym.errors.CloneNotSupported`` when impossible.
+      actions (tree rollouts). Raise ``branchgym.errors.SandboxError`` when this one clone
+      cannot be made now (the tree rollout records "no branch here" and goes on), and
+      ``branchgym.errors.CloneNotSupported`` when the env can never clone (the rollout stops:
+      a tree rollout needs a clonable env).
     - ``close()``: release the episode's resources (sandbox session, connections); idempotent.
     - ``stop_strings``: the tool-call protocol's stop strings (``("</search>", ..., "</answer>")``),
       which end a generated segment.

@@ -134,10 +134,10 @@ def test_the_80_20_presets_selection_scope_is_honoured(tiny, tmp_path) -> None:
     assert rows_seen == [int(m["train/kept_rows"])]  # one call over the whole (single) mini-batch
 
 
-@pytest.mark.parametrize("tool_workers", [1, None])
-def test_tool_workers_reaches_the_rollout(tiny, tmp_path, tool_workers) -> None:
-    """``tool_workers=1`` runs every tool call on the trainer's thread; the default runs a round's
-    calls on the engine's executor threads."""
+@pytest.mark.parametrize("algo,tool_workers", [("grpo", 1), ("grpo", None), ("aepo", 1)])
+def test_tool_workers_reaches_the_rollout(tiny, tmp_path, algo, tool_workers) -> None:
+    """``tool_workers=1`` runs every tool call on the trainer's thread (flat and tree rollouts);
+    the default runs a round's calls on the engine's executor threads."""
     import threading
 
     import gymnasium as gym
@@ -154,9 +154,11 @@ def test_tool_workers_reaches_the_rollout(tiny, tmp_path, tool_workers) -> None:
     def make_env():
         return RecordThread(make_lookup_env(split="smoke", reward="arpo_train"))
 
-    flat = {k: v for k, v in SMALL.items() if k != "branching"}
-    cfg = preset("grpo", model=str(tiny), out=str(tmp_path / "grpo"), group_size=4,
-                 tool_workers=tool_workers, **flat)
+    if algo == "grpo":
+        kw = {**{k: v for k, v in SMALL.items() if k != "branching"}, "group_size": 4}
+    else:
+        kw = {**SMALL, "premonitor": True, "initial_entropy_tokens": 8}
+    cfg = preset(algo, model=str(tiny), out=str(tmp_path / algo), tool_workers=tool_workers, **kw)
     trainer = Trainer(cfg, make_env=make_env)
     try:
         trainer._rollout(trainer._pick_prompts(set()))

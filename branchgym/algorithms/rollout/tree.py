@@ -68,6 +68,7 @@ def premonitor_initial(
     call_limit: int | None = None,
     entropy_source: EntropySource = "exact",
     timer: PhaseTimer | None = None,
+    tool_workers: int | None = None,
 ) -> list[int]:
     """AEPO entropy pre-monitoring (docs/algorithms.md#aepo): the number of global trajectories m
     per prompt.
@@ -84,11 +85,13 @@ def premonitor_initial(
     t0 = time.perf_counter()
     start = EpisodeFactory(make_env, policy, max_response_tokens=max_response_tokens, timer=PhaseTimer())
     roots = [start(tid) for tid in task_ids]
-    h_root = _probe_entropies(roots, policy, params, probe_tokens, entropy_source, timer, entropy_tokens)
-    for ep in roots:
-        ep.handle.close()
+    try:
+        h_root = _probe_entropies(roots, policy, params, probe_tokens, entropy_source, timer, entropy_tokens)
+    finally:
+        for ep in roots:
+            ep.handle.close()
     pre = flat_rollout(make_env, policy, task_ids, params, group_size=1, max_response_tokens=max_response_tokens,
-                       call_limit=call_limit, entropy_source=entropy_source)
+                       call_limit=call_limit, entropy_source=entropy_source, tool_workers=tool_workers)
     out = []
     for b, traj in enumerate(pre.trajectories):
         steps = []
