@@ -1,7 +1,7 @@
 """Env-core latency: clone of a mid-episode env, step, reset (not a test; prints a table).
 
 Usage: ``python bench/bench_env.py [--repeats 2000] [--out bench/results]``.
-Writes ``env.json`` and ``env.md`` to the output folder. Target (issue #2): clone of a
+Writes ``env.json`` and ``env.md`` to the output folder. Target: clone of a
 mid-episode search env p50 <= 0.2 ms.
 """
 

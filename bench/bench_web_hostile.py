@@ -11,7 +11,7 @@ running once with ``--impl <old commit>`` and once without gives a before/after 
 
 - **html_to_page**: CPU seconds of the browse tool's ``html_to_page`` on generated pages of
   100 KB, 1 MB and 5 MB (a realistic mix: headings, paragraphs with links, lists, tables), and
-  the two shapes from issue 11: 20,000 ``<p>`` and 16,000 nested ``<div>``. ``--impl REV``
+  two pathological shapes: 20,000 ``<p>`` and 16,000 nested ``<div>``. ``--impl REV``
   loads ``branchgym/envs/tools/browse.py`` as it was at git revision ``REV``.
 - **fetch**: one ``WebFetcher.fetch`` per hostile server on loopback, each in a fresh child
   process so that its peak RSS (``VmHWM``) is its own: headers sent at one byte a second

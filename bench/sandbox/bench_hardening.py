@@ -1,4 +1,4 @@
-"""Sandbox latency before/after the hostile-code hardening (issue 10, items 2-5).
+"""Sandbox latency before/after the hostile-code hardening (forged replies, episode wipes, branch isolation, fork robustness).
 
 Measures, per backend, the median over ``--repeats`` repeats of the per-repeat median of:
   - ``run``: a warm ``session.run("x = 1")``;

@@ -8,7 +8,7 @@ Measures, in one run, p50/p99 of:
   - the baselines ARPO, GEM and skyrl-gym use: ``docker exec <c> python3 -c "x = 1"`` and a plain
     ``subprocess.run([python3, "-c", "x = 1"])``.
 
-Targets (issue 3): warm run p50 <= 2 ms, fork p50 <= 20 ms at 200 MB, acquire p50 <= 5 ms.
+Targets: warm run p50 <= 2 ms, fork p50 <= 20 ms at 200 MB, acquire p50 <= 5 ms.
 
 Run:  python bench/sandbox/bench_sandbox.py [--backends docker local] [--quick]
 Writes bench/results/sandbox.json and .md (sandbox-nopreload.* with --no-preload).

@@ -1,4 +1,4 @@
-"""Hostile code against the sandbox (issue 10): forged wire frames, leftovers that would reach
+"""Hostile code against the sandbox: forged wire frames, leftovers that would reach
 the next episode, branches that attack each other or the server, and one-liners that would make
 ``fork()`` fail or stall. Each test runs on both backends where the defect applies to both.
 """
@@ -30,7 +30,7 @@ def _tampered(r: ExecResult) -> bool:
     return "not the reply" in f"{r.error} {r.stderr}"
 
 
-# ---------------------------------------------------------------------------- item 2: the wire
+# ---------------------------------------------------------------------------- the wire
 
 def test_a_huge_exception_message_is_output_not_tampering(session):
     # Honest code may raise with a long message; it is capped like output, not taken for a
@@ -97,7 +97,7 @@ def test_a_forged_failure_reply_does_not_raise(session):
     assert session.run("'alive'").stdout == "alive\n"
 
 
-# ---------------------------------------------------------------------------- item 3: episodes
+# ---------------------------------------------------------------------------- episodes
 
 
 def _alive_with(marker: str) -> list[int]:
@@ -189,7 +189,7 @@ def test_a_setsid_daemon_dies_with_its_session(session):
     assert session.run("'parent fine'").stdout == "parent fine\n"
 
 
-# ---------------------------------------------------------------------------- item 4: branches
+# ---------------------------------------------------------------------------- branches
 
 
 def test_the_server_ignores_signals_from_user_code(session):
@@ -239,7 +239,7 @@ def test_no_branch_can_trace_or_read_the_server_or_another_branch(docker_pool):
             fork.close()
 
 
-# ---------------------------------------------------------------------------- item 5: fork
+# ---------------------------------------------------------------------------- fork
 
 
 @pytest.mark.parametrize("fd", [1, 2])

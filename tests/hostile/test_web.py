@@ -1,4 +1,4 @@
-"""Hostile web pages, URLs and search answers (issue 11, items 1-4).
+"""Hostile web pages, URLs and search answers (the fetcher, its limits, HTML to text, clean text).
 
 Every server here listens on 127.0.0.1 only and is reached through the fetcher's explicit
 ``allow=`` list; the SSRF cases use the default (empty) allowlist and check that the server saw

@@ -1,4 +1,4 @@
-"""A tree rollout survives code that makes every fork of its sandbox fail (issue 10, item 5)."""
+"""A tree rollout survives code that makes every fork of its sandbox fail."""
 
 from __future__ import annotations
 
