@@ -95,6 +95,7 @@ class LiveEpisode:
         self.max_response_tokens = max_response_tokens
         self.each_call_is_a_turn = each_call_is_a_turn
         self._open_segment = False  # the last segment was cut by length and continues
+        self.env_exception: BaseException | None = None  # what step() raised (end "env_error")
 
     @classmethod
     def start(
@@ -222,6 +223,7 @@ class LiveEpisode:
         t.steps.append(Step(len(t.segments) - 1, action, text, (n, n), 0.0, False, True))
         t.info = {**t.info, "env_error": text}
         t.truncated, t.end_reason = True, "env_error"
+        self.env_exception = error  # the object itself, for callers that re-raise it (eval)
 
 
 class SegmentResult(NamedTuple):

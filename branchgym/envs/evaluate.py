@@ -99,7 +99,6 @@ def _engine_episode(
     """One episode of a policy agent through the engine's round loop (``agent.trajectory`` is its
     token record); an env that raises fails the evaluation, as with any other agent."""
     from branchgym.agents.loop import LiveEpisode, run_round
-    from branchgym.errors import EnvError
 
     ep = LiveEpisode.start(env, agent.policy, seed=seed, options=options, extra_stop=agent.stop,
                            max_response_tokens=None, each_call_is_a_turn=True)
@@ -111,8 +110,8 @@ def _engine_episode(
             break
     else:
         raise _endless(task, max_steps)
-    if t.end_reason == "env_error":
-        raise EnvError(f"episode on task {task['id']!r}: env.step raised {t.info['env_error']}")
+    if t.end_reason == "env_error":  # the env's own exception, type and traceback kept
+        raise ep.env_exception
     last = t.steps[-1]
     return _result(task, sample, seed, last.reward, last.terminated, last.truncated, t.info)
 

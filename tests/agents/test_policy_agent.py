@@ -39,3 +39,23 @@ def test_policy_agent_errors(hf_policy):
         PolicyAgent(hf_policy, SamplingParams(n=2))
     with pytest.raises(EnvError, match="reset"):
         PolicyAgent(hf_policy).act("hi")
+
+
+def test_eval_of_a_policy_agent_reraises_the_envs_own_exception(hf_policy):
+    # eval plays policy agents through the engine, which records a raising step as the end of
+    # that trajectory; eval then raises the env's exception itself (type and traceback kept).
+    from branchgym.envs.evaluate import run_episode
+    from branchgym.errors import SandboxError
+
+    class BrokenSandboxEnv(ToyToolEnv):
+        def reset(self, seed=None, options=None):
+            obs, info = super().reset(seed=seed, options=options)
+            return obs, {**info, "task": {"id": "toy-0", "answer": self.gold}}
+
+        def step(self, action):
+            raise SandboxError("the container stopped")
+
+    env = BrokenSandboxEnv(max_turns=3)
+    agent = PolicyAgent(hf_policy, SamplingParams(max_new_tokens=40, seed=9), env=env)
+    with pytest.raises(SandboxError, match="the container stopped"):
+        run_episode(env, agent, seed=0)
