@@ -51,6 +51,12 @@ TAMPERED = ("the interpreter's connection carried a frame that was not the reply
             "killed; results are never taken from such a connection")
 
 
+def _join(note: str, more: str) -> str:
+    """Notes for the next result: none is dropped (a fork that restarted the session, then a
+    tampered connection, are both reported)."""
+    return f"{note}; {more}" if note else more
+
+
 def _valid_run_reply(reply: dict, seq: int) -> bool:
     return (reply.get("seq") == seq and reply.get("ok") is True
             and isinstance(reply.get("stdout"), str) and isinstance(reply.get("stderr"), str)
@@ -148,7 +154,7 @@ class WorkerSession(Session):
             t0 = time.perf_counter()
             note, self._note = self._note, ""
             if self._sock is None:
-                note = self._restart("the previous interpreter was lost")
+                note = _join(note, self._restart("the previous interpreter was lost"))
             self._seq += 1
             seq = self._seq
             msg = {"op": "run", "code": code, "timeout_s": float(timeout_s),
@@ -158,14 +164,15 @@ class WorkerSession(Session):
             try:
                 state = peer_state(sock)
                 if state == "pending":  # bytes nobody asked for: left by the previous call's code
-                    note = f"{TAMPERED} between calls; {self._restart('tampered connection')}"
+                    note = _join(note, f"{TAMPERED} between calls; "
+                                       f"{self._restart('tampered connection')}")
                 elif state == "closed":
                     raise ConnectionResetError("worker connection closed")
                 sock = self._sock
                 assert sock is not None
                 send_frame(sock, msg)
             except OSError:  # died between calls: recover, then run the code in the fresh one
-                note = self._restart(self._death("between calls"))
+                note = _join(note, self._restart(self._death("between calls")))
                 sock = self._sock
                 assert sock is not None
                 send_frame(sock, msg)
