@@ -324,17 +324,26 @@ def run_round(
     if not live:
         return {}
     timer.rounds += 1
-    stop = tuple(dict.fromkeys((*params.stop, *(s for i in live for s in episodes[i].stop))))
-    # One call for the whole round; per-episode budgets are applied by cutting afterwards.
-    max_new = max(1, min(params.max_new_tokens, max(episodes[i].budget_left for i in live)))
-    p = params.replace(max_new_tokens=max_new, stop=stop)
-    t0 = time.perf_counter()
-    completions = generate_with(generator, [episodes[i].context_ids for i in live], p)
-    timer.add("generation", time.perf_counter() - t0)
-    timer.count("generate_calls")
-    if len(completions) != len(live):
-        raise ConfigError(f"{type(generator).__name__}.generate returned {len(completions)} completions for "
-                          f"{len(live)} prompts; a token generator returns one per prompt when n=1")
+    # One call per set of stop strings (one for the whole round when the episodes share a
+    # protocol, as in a rollout), so no episode's segment ends at another protocol's stop string;
+    # per-episode budgets are applied by cutting afterwards.
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i in live:
+        groups.setdefault(episodes[i].stop, []).append(i)
+    by_index: dict[int, Completion] = {}
+    for ep_stop, idx in groups.items():
+        stop = tuple(dict.fromkeys((*params.stop, *ep_stop)))
+        max_new = max(1, min(params.max_new_tokens, max(episodes[i].budget_left for i in idx)))
+        p = params.replace(max_new_tokens=max_new, stop=stop)
+        t0 = time.perf_counter()
+        got = generate_with(generator, [episodes[i].context_ids for i in idx], p)
+        timer.add("generation", time.perf_counter() - t0)
+        timer.count("generate_calls")
+        if len(got) != len(idx):
+            raise ConfigError(f"{type(generator).__name__}.generate returned {len(got)} completions for "
+                              f"{len(idx)} prompts; a token generator returns one per prompt when n=1")
+        by_index.update(zip(idx, got))
+    completions = [by_index[i] for i in live]
     out: dict[int, SegmentResult] = {}
     to_step: list[int] = []
     ended: list[LiveEpisode] = []  # finished without a step; closed with the stepped ones

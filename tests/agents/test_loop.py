@@ -149,3 +149,25 @@ def test_real_tool_env_episodes_keep_exact_tokens(hf_policy):
         for i, m in enumerate(t.full_loss_mask):
             if m:
                 assert abs(row[i] - t.logprobs[i - p]) < 1e-4
+
+
+def test_a_round_never_ends_a_segment_at_another_episodes_stop_string(hf_policy):
+    # Episodes of different protocols in one round: each generate call carries only the stop
+    # strings of the episodes it generates for (one call per protocol).
+    class Recording:
+        def __init__(self, policy):
+            self.policy, self.stops = policy, []
+
+        def __getattr__(self, name):
+            return getattr(self.policy, name)
+
+        def generate(self, prompts, params):
+            self.stops.append(params.stop)
+            return self.policy.generate(prompts, params)
+
+    gen = Recording(hf_policy)
+    a = LiveEpisode.start(ToyToolEnv(), gen, extra_stop=("ALPHA",), max_response_tokens=300)
+    b = LiveEpisode.start(ToyToolEnv(), gen, extra_stop=("BETA",), max_response_tokens=300)
+    run_round([a, b], gen, PARAMS.replace(seed=4), close_finished=False)
+    assert len(gen.stops) == 2
+    assert all(not ("ALPHA" in s and "BETA" in s) for s in gen.stops), gen.stops
