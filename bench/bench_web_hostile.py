@@ -34,12 +34,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from branchgym.envs.web.loopback import raw_tcp_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -91,21 +92,6 @@ def bench_html(rev: str | None, sizes: list[int]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ hostile servers (raw TCP)
-def _serve(handler: Any) -> tuple[socket.socket, int]:
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-
-    def loop() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=handler, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    return srv, srv.getsockname()[1]
 
 
 def _drip(conn: socket.socket) -> None:
@@ -168,13 +154,13 @@ def fetch_child(rev: str | None, case: str, body_file: str) -> None:
         print(json.dumps({"peak_rss_mb": round(peak_rss_mb()), "outcome": "imports only"}))
         return
     if case == "slow headers (1 byte/s)":
-        srv, port = _serve(_drip)
+        srv, port = raw_tcp_server(_drip)
         limits = {"max_time_s": 5.0}
         body = b""
     else:
         enc = "gzip, gzip" if "stacked" in case else "gzip"
         body = Path(body_file).read_bytes()  # made by the parent: no compression here
-        srv, port = _serve(_bomb(body, enc))
+        srv, port = raw_tcp_server(_bomb(body, enc))
         limits = {"max_time_s": 60.0}
     f = mod.WebFetcher(allow=("127.0.0.0/8",), **limits)
     t = time.monotonic()

@@ -22,7 +22,7 @@ from branchgym.envs.core import ToolEnv
 from branchgym.envs.tools.browse import BrowseTool, html_to_page
 from branchgym.envs.tools.search import SearchTool
 from branchgym.envs.web.fetcher import WebFetcher
-from branchgym.envs.web.loopback import LoopbackServer, Reply
+from branchgym.envs.web.loopback import LoopbackServer, Reply, raw_tcp_server
 from branchgym.envs.web.search_apis import SearxngSearch
 from branchgym.errors import FetchError, SSRFBlocked
 
@@ -107,21 +107,6 @@ def test_odd_ipv4_forms_are_normalised_before_the_check(site: LoopbackServer) ->
 
 
 # ------------------------------------------------------------------ 2. limits are limits
-def raw_server(handler: Callable[[socket.socket], None]) -> tuple[socket.socket, int]:
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-
-    def loop() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=handler, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    return srv, srv.getsockname()[1]
 
 
 class Dripping:
@@ -132,7 +117,7 @@ class Dripping:
         self.fast, self.head, self.pause_s = fast, head, pause_s
         self.sent = 0
         self.done = threading.Event()
-        self.sock, self.port = raw_server(self.handle)
+        self.sock, self.port = raw_tcp_server(self.handle)
 
     def handle(self, conn: socket.socket) -> None:
         conn.recv(65536)

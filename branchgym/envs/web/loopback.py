@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["LoopbackServer", "Reply", "Request"]
+__all__ = ["LoopbackServer", "Reply", "Request", "raw_tcp_server"]
 
 
 @dataclass(frozen=True)
@@ -150,3 +151,23 @@ class LoopbackServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def raw_tcp_server(handler: Callable[[socket.socket], None]) -> tuple[socket.socket, int]:
+    """A TCP server on ``127.0.0.1`` that hands each connection to ``handler`` on its own daemon
+    thread, for servers that misbehave below HTTP (a status line sent one byte a second, a body
+    with forged encodings). Returns the listening socket (close it to stop) and its port."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def accept_loop() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:  # the socket was closed: stop
+                return
+            threading.Thread(target=handler, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept_loop, daemon=True).start()
+    return srv, srv.getsockname()[1]
