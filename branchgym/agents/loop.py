@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 from branchgym.agents.entropy import ARPO_ENTROPY_TOKENS, arpo_segment_entropy, segment_entropy
@@ -226,6 +226,14 @@ class LiveEpisode:
         self.env_exception = error  # the object itself, for callers that re-raise it (eval)
 
 
+def _map_calls(tools: ToolExecutor | None, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls`` together on ``tools``, or on a default-sized executor made for them."""
+    if tools is not None:
+        return tools.map(calls)
+    with ToolExecutor() as pool:
+        return pool.map(calls)
+
+
 class SegmentResult(NamedTuple):
     """What one round did for one episode: the completion, its H_seg (None when not asked) and
     whether the segment ended in a tool call that the env executed."""
@@ -263,11 +271,7 @@ def _close_all(eps: Sequence[LiveEpisode], timer: PhaseTimer, tools: ToolExecuto
 
     t0 = time.perf_counter()
     calls = [lambda ep=ep: close(ep) for ep in eps]
-    if tools is None:
-        with ToolExecutor() as pool:
-            errors = pool.map(calls)
-    else:
-        errors = tools.map(calls)
+    errors = _map_calls(tools, calls)
     timer.add("close", time.perf_counter() - t0)
     for ep, err in zip(eps, errors):
         if err is not None and ep.trajectory.end_reason != "env_error":
@@ -384,11 +388,7 @@ def _step_all(
     actions = [ep.action_text(generator) for ep in eps]  # tokenizers stay on this thread
     calls = [lambda h=ep.handle, a=a: _timed_step(h, a) for ep, a in zip(eps, actions)]
     t0 = time.perf_counter()
-    if tools is None:
-        with ToolExecutor() as pool:
-            results = pool.map(calls)
-    else:
-        results = tools.map(calls)
+    results = _map_calls(tools, calls)
     timer.add("tools", time.perf_counter() - t0)
     for i, ep, action, (result, start, end) in zip(idx, eps, actions, results):
         error = None
