@@ -34,7 +34,7 @@ def test_vllm_rollouts_train_and_log(vllm_training) -> None:
     assert res["backend"] == "VLLMPolicy"
     assert len(res["steps"]) == 2
     for m in res["steps"]:
-        assert m["rollout/trajectories"] == 8.0 and m["rollout/generated_tokens"] > 0
+        assert m["rollout/trajectories"] == 16.0 and m["rollout/generated_tokens"] > 0
         assert m["adv/reward_std"] > 0 and m["train/grad_norm"] > 0  # a real update
         # vLLM's sampled-token log-probs vs the HF forward on the same tokens: equal up to kernel
         # noise on both steps, so step 2 was sampled from the weights step 1 produced

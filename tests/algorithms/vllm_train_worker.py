@@ -23,7 +23,7 @@ def main(model_dir: str, out_dir: str) -> None:
     out = Path(out_dir)
     cfg = preset(
         "grpo", env=ENV, env_kwargs={"reward": "arpo_train"}, split="smoke", model=model_dir, out=str(out / "run"),
-        steps=2, prompts_per_step=2, group_size=4, max_new_tokens=24, max_response_tokens=64, lr=1e-3,
+        steps=2, prompts_per_step=2, group_size=8, max_new_tokens=24, max_response_tokens=64, lr=1e-3,
         progress=False, threads=1, checkpoint_every=1, tensorboard=False, plots=False, rollout_backend="vllm",
         overlong_buffer_frac=0.75,  # length shaping: rewards differ within a group even when all are wrong
         vllm_kwargs={"max_model_len": 512, "enforce_eager": True, "kv_cache_gib": 1},
