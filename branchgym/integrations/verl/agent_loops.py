@@ -1,0 +1,1 @@
+"""verl agent loops ``branchgym`` (flat) and ``branchgym_tree`` (entropy-branched tree)."""
