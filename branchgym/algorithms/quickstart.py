@@ -30,7 +30,7 @@ from typing import Any
 from branchgym.errors import ConfigError
 from branchgym.fields import ranged, validate
 
-__all__ = ["QuickstartConfig", "run_quickstart", "evaluate_policy"]
+__all__ = ["QuickstartConfig", "run_quickstart", "evaluate_policy", "heldout_batch", "sft_warm_start"]
 
 _ENV = "branchgym.algorithms.quickstart_task:make_lookup_env"
 
@@ -117,27 +117,45 @@ class QuickstartConfig:
                    aepo_initial=2, eval_tasks=6, eval_samples=1, minutes_budget=5.0)
 
 
+def heldout_batch(policy: Any, *, env: str = _ENV, split: str = "test", tasks: int = 100, samples: int = 4,
+                  temperature: float = 1.0, max_new_tokens: int = 32, max_response_tokens: int = 128,
+                  call_limit: int | None = 2) -> Any:
+    """``samples`` episodes of each of the first ``tasks`` tasks of ``split`` (a ``RolloutBatch``).
+
+    ``env`` is a Gymnasium id or ``"module:factory"`` taking ``split``; ``policy`` a loaded
+    :class:`~branchgym.agents.hf.HFPolicy` (its own generator draws the samples).
+    """
+    from branchgym.agents.policy import SamplingParams
+    from branchgym.algorithms.rollout import flat_rollout
+    from branchgym.algorithms.trainer import make_env_factory
+
+    make = make_env_factory(env, {}, split)
+    probe = make()
+    try:
+        ids = [t.id for t in probe.unwrapped.tasks][:tasks]
+    finally:
+        probe.close()
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature)
+    return flat_rollout(make, policy, ids, params, group_size=samples, max_response_tokens=max_response_tokens,
+                        call_limit=call_limit)
+
+
 def evaluate_policy(model: str | Path | Any, *, split: str = "test", tasks: int = 100, samples: int = 4,
                     max_new_tokens: int = 32, max_response_tokens: int = 128, seed: int = 0,
-                    greedy: bool = True) -> dict[str, float]:
-    """Accuracy on ``split``: mean reward at T = 1 over ``samples`` per task, and greedy.
+                    greedy: bool = True, env: str = _ENV, call_limit: int | None = 2) -> dict[str, float]:
+    """Accuracy on ``split`` of ``env``: mean reward at T = 1 over ``samples`` per task, and greedy.
 
     ``model`` is a model directory or a loaded :class:`~branchgym.agents.hf.HFPolicy`.
     """
     from branchgym.agents.hf import HFPolicy
-    from branchgym.agents.policy import SamplingParams
-    from branchgym.algorithms.quickstart_task import lookup_tasks, make_lookup_env
-    from branchgym.algorithms.rollout import flat_rollout
 
     policy = model if isinstance(model, HFPolicy) else HFPolicy(model, device="cpu", seed=seed)
-    ids = [t.id for t in lookup_tasks(split)][:tasks]
-    make = lambda: make_lookup_env(split)  # noqa: E731
     out = {}
     modes = (("sampled", 1.0, samples), ("greedy", 0.0, 1)) if greedy else (("sampled", 1.0, samples),)
     for name, temp, n in modes:
-        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temp)
-        batch = flat_rollout(make, policy, ids, params, group_size=n, max_response_tokens=max_response_tokens,
-                             call_limit=2)
+        batch = heldout_batch(policy, env=env, split=split, tasks=tasks, samples=n, temperature=temp,
+                              max_new_tokens=max_new_tokens, max_response_tokens=max_response_tokens,
+                              call_limit=call_limit)
         out[f"{name}_accuracy"] = sum(batch.rewards) / len(batch)
         out[f"{name}_tool_calls"] = sum(t.num_tool_calls for t in batch.trajectories) / len(batch)
     return out
@@ -157,17 +175,29 @@ def _rl(algo: str, model: Path, out: Path, cfg: QuickstartConfig, seed: int, dea
     return {"steps": trainer.step, "seconds": time.perf_counter() - t0, "model": str(out / "final")}
 
 
-def _sft(base: Path, out: Path, cfg: QuickstartConfig, seed: int) -> dict[str, Any]:
+def sft_warm_start(base: Path, out: Path, cfg: Any, seed: int, *, env: str = _ENV,
+                   call_limit: int | None = 2) -> dict[str, Any]:
+    """SFT of the model at ``base`` on oracle episodes of ``env``'s train split, saved at ``out``.
+
+    ``cfg`` holds the ``sft_*``, ``max_new_tokens`` and ``max_response_tokens`` fields
+    (:class:`QuickstartConfig`, or the comparison's config); training stops at the first check
+    whose sampled accuracy on the ``validation`` split reaches ``cfg.sft_target_accuracy``.
+    """
     import torch
 
     from branchgym.agents.hf import HFPolicy
-    from branchgym.algorithms.quickstart_task import lookup_tasks, make_lookup_env
     from branchgym.algorithms.sft import SFTConfig, oracle_examples, sft_train
+    from branchgym.algorithms.trainer import make_env_factory
 
     torch.manual_seed(seed)
     policy = HFPolicy(base, device="cpu", seed=seed)
-    examples = oracle_examples(lambda: make_lookup_env("train"), policy.tokenizer,
-                               [t.id for t in lookup_tasks("train")])
+    make_train = make_env_factory(env, {}, "train")
+    probe = make_train()
+    try:
+        train_ids = [t.id for t in probe.unwrapped.tasks]
+    finally:
+        probe.close()
+    examples = oracle_examples(make_train, policy.tokenizer, train_ids)
     checks: list[dict[str, float]] = []
 
     def check(step: int, loss: float) -> bool:
@@ -175,7 +205,8 @@ def _sft(base: Path, out: Path, cfg: QuickstartConfig, seed: int) -> dict[str, A
         if (step + 1) % (cfg.sft_eval_every_close if close else cfg.sft_eval_every):
             return False
         acc = evaluate_policy(policy, split="validation", samples=cfg.sft_eval_samples, seed=seed, greedy=False,
-                              max_new_tokens=cfg.max_new_tokens, max_response_tokens=cfg.max_response_tokens)
+                              max_new_tokens=cfg.max_new_tokens, max_response_tokens=cfg.max_response_tokens,
+                              env=env, call_limit=call_limit)
         checks.append({"step": step + 1, "loss": loss, "validation_accuracy": acc["sampled_accuracy"]})
         return acc["sampled_accuracy"] >= cfg.sft_target_accuracy
 
@@ -216,7 +247,7 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
             base = tiny.build(sdir / "base", vocab_size=cfg.vocab_size, layers=cfg.layers, hidden=cfg.hidden,
                               head_dim=32, kv_heads=cfg.hidden // 32, intermediate=2 * cfg.hidden, seed=seed,
                               init_std=0.02)
-            r["sft"] = _sft(base, sdir / "sft", cfg, seed)
+            r["sft"] = sft_warm_start(base, sdir / "sft", cfg, seed)
             sft_dir = sdir / "sft"
         else:
             sft_dir = Path(cfg.sft_model)
