@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_run", "plot_curves", "DEFAULT_PLOTS"]
+__all__ = ["plot_run", "plot_curves", "plot_bands", "DEFAULT_PLOTS"]
 
 DEFAULT_PLOTS: dict[str, str] = {
     "reward": "rollout/reward_mean",
@@ -36,6 +36,50 @@ def plot_curves(
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_bands(
+    runs: Mapping[str, Sequence[Sequence[tuple[float, float]]]], path: str | Path, *, title: str, ylabel: str,
+    xlabel: str = "step",
+) -> Path:
+    """Per label, the mean over runs (``label -> [[(x, y), ...] per seed]``) as a line with markers,
+    and the min-max band over runs where there are several; saved as a PNG at ``path``.
+
+    At each x the mean and band use the runs that have a point there (a run stopped early by a
+    time budget has fewer points); the legend gives the number of runs.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=110)
+    for label, curves in runs.items():
+        at: dict[float, list[float]] = {}
+        for pts in curves:
+            for x, y in pts:
+                if y is not None:
+                    at.setdefault(x, []).append(y)
+        if not at:
+            continue
+        xs = sorted(at)
+        mean = [sum(at[x]) / len(at[x]) for x in xs]
+        n = len(curves)
+        (line,) = ax.plot(xs, mean, marker="o", markersize=4, label=f"{label} (mean of {n})" if n > 1 else label)
+        if n > 1:
+            ax.fill_between(xs, [min(at[x]) for x in xs], [max(at[x]) for x in xs], color=line.get_color(),
+                            alpha=0.2, linewidth=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,16 @@
 On a 2-core CPU in about 15 minutes (one seed), per seed:
 
 1. build the tiny model (:func:`branchgym.agents.tiny.build`: random init, local tokenizer);
-2. warm-start it with supervised fine-tuning on ``OracleAgent`` episodes of the lookup task
-   (:mod:`branchgym.algorithms.quickstart_task`; loss on action tokens only, tool results masked),
+2. warm-start it with supervised fine-tuning on ``OracleAgent`` episodes of the task
+   (``task``: the one-call lookup of :mod:`branchgym.algorithms.quickstart_task`, or the two-call
+   chain of :mod:`branchgym.algorithms.chain_task`; loss on action tokens only, tool results masked),
    stopped at the first validation check whose accuracy reaches ``sft_target_accuracy``: the
    tiny model learns to copy in a sudden jump whose timing varies with the seed, so a fixed
    step count leaves some seeds near 0.35 and others near 1.0, with nothing left for RL;
 3. train the SFT model further with GRPO (flat rollouts) and, separately, with AEPO (tree
    rollouts that clone the env at high-entropy tool-call steps);
-4. evaluate SFT, GRPO and AEPO on the held-out test split (keys never seen in training);
+4. evaluate SFT, GRPO and AEPO on the held-out test split (keys never seen in training), and
+   every ``eval_every`` RL steps on a subset of it (the learning curves);
 5. write ``report.md``, ``results.json`` and PNG plots under ``out``.
 
 The learning claim (RL beats SFT by more than the spread over seeds) is measured with
@@ -30,9 +32,32 @@ from typing import Any
 from branchgym.errors import ConfigError
 from branchgym.fields import ranged, validate
 
-__all__ = ["QuickstartConfig", "run_quickstart", "evaluate_policy", "heldout_batch", "sft_warm_start"]
+__all__ = ["QuickstartConfig", "QuickstartTask", "QUICKSTART_TASKS", "run_quickstart", "evaluate_policy",
+           "heldout_batch", "sft_warm_start"]
 
 _ENV = "branchgym.algorithms.quickstart_task:make_lookup_env"
+
+
+@dataclass(frozen=True)
+class QuickstartTask:
+    """A task the quickstart can train on: its env factory and tool-call limit."""
+
+    env: str
+    """``"module:factory"`` taking ``split`` (train / validation / test)."""
+    call_limit: int
+    """ARPO's per-trajectory tool-call limit in rollouts: the calls the task needs, plus one."""
+    summary: str
+    """one line for the report."""
+
+
+QUICKSTART_TASKS: dict[str, QuickstartTask] = {
+    "lookup": QuickstartTask(_ENV, 2, "look an item's code up with `<search>` and copy it into `\\boxed{}` "
+                                      "(one call; `branchgym.algorithms.quickstart_task`)"),
+    "chain": QuickstartTask("branchgym.algorithms.chain_task:make_chain_env", 3,
+                            "search an item, read the item its page links to, search that one and copy its code "
+                            "into `\\boxed{}` (two calls; `branchgym.algorithms.chain_task`)"),
+}
+"""``QuickstartConfig.task`` → task. Both have held-out test keys never seen in training."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +65,8 @@ class QuickstartConfig:
     """Sizes and budgets of the quickstart (defaults: one seed in ≤15 min on 2 CPU cores)."""
 
     out: str = ranged("runs/quickstart", check=bool, allowed="a non-empty directory path")
+    task: str = ranged("lookup", choices=lambda: tuple(QUICKSTART_TASKS))
+    """``lookup`` (one search call) or ``chain`` (two: the second call's key is read from the first result)."""
     seeds: int = ranged(1, ge=1, hint="the learning claim uses 3")
     minutes_budget: float = ranged(15.0, gt=0.0)
     """wall-clock budget; RL phases stop early (and say so) to keep within it."""
@@ -71,6 +98,13 @@ class QuickstartConfig:
     eval_tasks: int = ranged(100, ge=1)
     eval_samples: int = ranged(4, ge=1)
     """samples per held-out task at T = 1 (pass@1 is their mean); greedy is reported too."""
+    eval_every: int = ranged(10, ge=1, hint="RL steps between held-out checks")
+    """held-out accuracy (T = 1) is also measured every this many RL steps, at step 0 (the SFT model)
+    and at the last step: the report's learning curves. Their cost counts against the budget."""
+    curve_tasks: int = ranged(50, ge=1)
+    """held-out tasks per curve point (the first ones of the test split; a subset keeps it cheap)."""
+    curve_samples: int = ranged(2, ge=1)
+    """samples per task per curve point."""
     threads: int = ranged(1, ge=1)
     """torch threads; 1 avoids OpenMP spin-waits fighting the env and sandbox for 2 cores."""
     sft_model: str | None = ranged(None, check=bool, allowed="a model directory")
@@ -96,9 +130,9 @@ class QuickstartConfig:
             extra["branching"] = {"n": self.group_size, "initial": self.aepo_initial, "z_extra": 1,
                                   "penalty": 0.05, "rule": "aepo_code", "weight": 0.2}
         return preset(
-            algo, env=_ENV, model=model, out=out, seed=seed, steps=self.rl_steps,
+            algo, env=QUICKSTART_TASKS[self.task].env, model=model, out=out, seed=seed, steps=self.rl_steps,
             prompts_per_step=self.prompts_per_step, group_size=self.group_size, max_new_tokens=self.max_new_tokens,
-            max_response_tokens=self.max_response_tokens, lr=self.rl_lr, call_limit=2, checkpoint_every=10**6,
+            max_response_tokens=self.max_response_tokens, lr=self.rl_lr, call_limit=QUICKSTART_TASKS[self.task].call_limit, checkpoint_every=10**6,
             entropy_source="exact", threads=self.threads, tensorboard=True, progress=True, micro_batch_size=32,
             **extra,
         )
@@ -114,7 +148,8 @@ class QuickstartConfig:
     def quick(cls) -> QuickstartConfig:
         """A minute-sized run for CI: the whole pipeline, too short to learn much."""
         return cls(hidden=64, sft_steps=20, sft_batch_size=8, sft_eval_every=10, sft_eval_samples=1, rl_steps=2, prompts_per_step=2, group_size=4,
-                   aepo_initial=2, eval_tasks=6, eval_samples=1, minutes_budget=5.0)
+                   aepo_initial=2, eval_tasks=6, eval_samples=1, eval_every=1, curve_tasks=6, curve_samples=1,
+                   minutes_budget=5.0)
 
 
 def heldout_batch(policy: Any, *, env: str = _ENV, split: str = "test", tasks: int = 100, samples: int = 4,
@@ -161,18 +196,43 @@ def evaluate_policy(model: str | Path | Any, *, split: str = "test", tasks: int 
     return out
 
 
-def _rl(algo: str, model: Path, out: Path, cfg: QuickstartConfig, seed: int, deadline: float) -> dict[str, Any]:
+def _curve_point(policy: Any, cfg: QuickstartConfig, step: int) -> dict[str, float]:
+    """Held-out accuracy (T = 1) of ``policy`` on the first ``curve_tasks`` test tasks."""
+    task = QUICKSTART_TASKS[cfg.task]
+    t0 = time.perf_counter()
+    acc = evaluate_policy(policy, tasks=cfg.curve_tasks, samples=cfg.curve_samples, greedy=False, env=task.env,
+                          call_limit=task.call_limit, max_new_tokens=cfg.max_new_tokens,
+                          max_response_tokens=cfg.max_response_tokens)
+    return {"step": step, "accuracy": acc["sampled_accuracy"], "tool_calls": acc["sampled_tool_calls"],
+            "seconds": time.perf_counter() - t0}
+
+
+def _rl(algo: str, model: Path, out: Path, cfg: QuickstartConfig, seed: int, deadline: float,
+        start_point: dict[str, float]) -> dict[str, Any]:
+    """One RL phase; its held-out curve starts at ``start_point`` (the SFT model's, step 0)."""
+    from branchgym.agents.hf import HFPolicy
     from branchgym.algorithms.trainer import Trainer
 
     tc = cfg.train_config(algo, model=str(model), out=str(out), seed=seed)
     shutil.rmtree(out, ignore_errors=True)
     trainer = Trainer(tc, resume=False)
+    # Same weights, its own sampling generator: the checks leave the training run's draws unchanged.
+    probe = HFPolicy(trainer.model, trainer.policy.tokenizer, device=str(trainer.policy.device), seed=seed + 1)
+    curve = [dict(start_point)]
+
+    def on_step(step: int, _metrics: dict[str, float]) -> None:
+        if step % cfg.eval_every == 0:
+            curve.append(_curve_point(probe, cfg, step))
+
     t0 = time.perf_counter()
     try:
-        trainer.run(stop=lambda: time.monotonic() > deadline)
+        trainer.run(on_step=on_step, stop=lambda: time.monotonic() > deadline)
+        if curve[-1]["step"] != trainer.step:  # the last step (a budget stop or rl_steps % eval_every)
+            curve.append(_curve_point(probe, cfg, trainer.step))
     finally:
         trainer.close()
-    return {"steps": trainer.step, "seconds": time.perf_counter() - t0, "model": str(out / "final")}
+    return {"steps": trainer.step, "seconds": time.perf_counter() - t0, "model": str(out / "final"),
+            "curve": curve, "curve_seconds": sum(p["seconds"] for p in curve[1:])}
 
 
 def sft_warm_start(base: Path, out: Path, cfg: Any, seed: int, *, env: str = _ENV,
@@ -227,6 +287,7 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
     import torch
 
     from branchgym.agents import tiny
+    from branchgym.agents.hf import HFPolicy
     from branchgym.algorithms.quickstart_report import write_report
 
     torch.set_num_threads(cfg.threads)
@@ -234,7 +295,8 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     budget_s = cfg.minutes_budget * 60.0
-    results: dict[str, Any] = {"config": dataclasses.asdict(cfg), "seeds": {}}
+    task = QUICKSTART_TASKS[cfg.task]
+    results: dict[str, Any] = {"config": dataclasses.asdict(cfg), "task": task.summary, "seeds": {}}
     for i in range(cfg.seeds):
         seed = i
         sdir = out / f"seed{seed}"
@@ -247,22 +309,24 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
             base = tiny.build(sdir / "base", vocab_size=cfg.vocab_size, layers=cfg.layers, hidden=cfg.hidden,
                               head_dim=32, kv_heads=cfg.hidden // 32, intermediate=2 * cfg.hidden, seed=seed,
                               init_std=0.02)
-            r["sft"] = sft_warm_start(base, sdir / "sft", cfg, seed)
+            r["sft"] = sft_warm_start(base, sdir / "sft", cfg, seed, env=task.env, call_limit=task.call_limit)
             sft_dir = sdir / "sft"
         else:
             sft_dir = Path(cfg.sft_model)
             if not (sft_dir / "config.json").exists():
                 raise ConfigError(f"sft_model={cfg.sft_model!r} is not a model directory (no config.json).")
             r["sft"] = {"seconds": 0.0, "shared": str(sft_dir)}
+        start_point = _curve_point(HFPolicy(sft_dir, device="cpu", seed=seed + 1), cfg, 0)
         # Whatever time is left for this seed goes to RL (half each) after reserving evaluation.
         left = seed_end - time.monotonic()
         rl_end_grpo = time.monotonic() + 0.42 * left
-        r["grpo"] = _rl("grpo", sft_dir, sdir / "grpo", cfg, seed, rl_end_grpo)
+        r["grpo"] = _rl("grpo", sft_dir, sdir / "grpo", cfg, seed, rl_end_grpo, start_point)
         left = seed_end - time.monotonic()
-        r["aepo"] = _rl("aepo", sft_dir, sdir / "aepo", cfg, seed, time.monotonic() + 0.72 * left)
+        r["aepo"] = _rl("aepo", sft_dir, sdir / "aepo", cfg, seed, time.monotonic() + 0.72 * left, start_point)
         r["eval"] = {
             name: evaluate_policy(path, tasks=cfg.eval_tasks, samples=cfg.eval_samples, seed=seed,
-                                  max_new_tokens=cfg.max_new_tokens, max_response_tokens=cfg.max_response_tokens)
+                                  max_new_tokens=cfg.max_new_tokens, max_response_tokens=cfg.max_response_tokens,
+                                  env=task.env, call_limit=task.call_limit)
             for name, path in (("sft", sft_dir), ("grpo", sdir / "grpo" / "final"), ("aepo", sdir / "aepo" / "final"))
         }
         r["seconds"] = time.monotonic() - seed_start

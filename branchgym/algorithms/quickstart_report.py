@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report", "learning_verdict"]
+__all__ = ["write_report", "learning_verdict", "heldout_curves"]
 
 _POLICIES = ("sft", "grpo", "aepo")
 
@@ -30,9 +30,23 @@ def learning_verdict(results: dict[str, Any], metric: str = "sampled_accuracy") 
     return out
 
 
+def _lookup_summary() -> str:  # results written before the task option existed
+    from branchgym.algorithms.quickstart import QUICKSTART_TASKS
+
+    return QUICKSTART_TASKS["lookup"].summary
+
+
+def heldout_curves(results: dict[str, Any]) -> dict[str, list[list[tuple[int, float]]]]:
+    """Per RL algorithm, one held-out accuracy curve ``[(RL step, accuracy), ...]`` per seed
+    (step 0 is the SFT model); runs without curves (older results) give none."""
+    seeds = results["seeds"]
+    return {algo: [[(p["step"], p["accuracy"]) for p in seeds[s][algo]["curve"]] for s in seeds
+                   if seeds[s].get(algo, {}).get("curve")] for algo in ("grpo", "aepo")}
+
+
 def _plots(results: dict[str, Any], out: Path) -> list[str]:
     from branchgym.algorithms.metrics import read_metrics
-    from branchgym.algorithms.plots import plot_curves
+    from branchgym.algorithms.plots import plot_bands, plot_curves
 
     made = []
     seeds = results["seeds"]
@@ -45,9 +59,12 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
                 curves[f"{algo} seed{s}"] = [(r["step"], r.get(key)) for r in rows]
         path = plot_curves(curves, out / "plots" / f"{stem}.png", title=f"training: {key}", ylabel=stem.replace("_", " "))
         made.append(str(path.relative_to(out)))
-    curves = {p: [(int(s), seeds[s]["eval"][p]["sampled_accuracy"]) for s in seeds] for p in _POLICIES}
-    path = plot_curves(curves, out / "plots" / "heldout_accuracy.png", title="held-out accuracy (T=1) per seed",
-                       ylabel="accuracy")
+    n = len(seeds)
+    cfg = results["config"]
+    band = f"mean and min-max over {n} seeds" if n > 1 else "1 seed"
+    path = plot_bands(heldout_curves(results), out / "plots" / "heldout_accuracy.png", xlabel="RL step",
+                      ylabel="held-out accuracy (T=1)",
+                      title=f"held-out accuracy, {cfg.get('curve_tasks')} tasks x {cfg.get('curve_samples')} ({band})")
     made.append(str(path.relative_to(out)))
     return made
 
@@ -58,8 +75,7 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
     plots = _plots(results, out)
     lines = [
         "# branchgym quickstart report", "",
-        "Task: look an item's code up with `<search>` and copy it into `\\boxed{}` "
-        "(`branchgym.algorithms.quickstart_task`); held-out split = keys never seen in training.",
+        f"Task: {results.get('task') or _lookup_summary()}; held-out split = keys never seen in training.",
         f"Seeds: {len(seeds)}; total time {results.get('seconds', 0) / 60:.1f} min.",
         ("SFT model shared by all seeds (`sft_model`): the seeds vary the RL runs and the evaluation "
          "sampling only." if results["config"].get("sft_model") else
@@ -94,6 +110,16 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
                       f"{results['config']['sft_target_accuracy']} (T = 1, 64 validation tasks):"]
         lines += [f"- seed {s}: step {x['steps']}, validation accuracy {x['checks'][-1]['validation_accuracy']:.3f}"
                   + ("" if x.get("stopped_early") else " (target not reached: ran all steps)") for s, x in stops]
+    curves = heldout_curves(results)
+    if any(curves.values()):
+        cfg = results["config"]
+        lines += ["", f"Held-out accuracy during RL (T = 1; the first {cfg['curve_tasks']} test tasks x "
+                      f"{cfg['curve_samples']} samples, every {cfg['eval_every']} RL steps; step 0 = SFT):", "",
+                  "| seed | algo | RL step: accuracy |", "|---|---|---|"]
+        for s in seeds:
+            for algo in ("grpo", "aepo"):
+                pts = seeds[s][algo].get("curve") or []
+                lines.append(f"| {s} | {algo} | " + ", ".join(f"{p['step']}: {p['accuracy']:.3f}" for p in pts) + " |")
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     lines += ["", "Training metrics per run: `seed*/grpo/metrics.jsonl`, `seed*/aepo/metrics.jsonl` "
               "(TensorBoard: `seed*/*/tb`); keys are defined in docs/metrics.md.", ""]

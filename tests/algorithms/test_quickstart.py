@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from branchgym.algorithms.quickstart import QuickstartConfig, run_quickstart
-from branchgym.algorithms.quickstart_report import learning_verdict
+from branchgym.algorithms.quickstart import QUICKSTART_TASKS, QuickstartConfig, run_quickstart
+from branchgym.algorithms.quickstart_report import heldout_curves, learning_verdict
 from branchgym.algorithms.quickstart_task import LOOKUP_SPLITS, lookup_tasks, make_lookup_env
 from branchgym.errors import ConfigError
 
@@ -56,6 +56,19 @@ def test_config_errors() -> None:
         QuickstartConfig(seeds=0)
     with pytest.raises(ConfigError, match="unknown quickstart option"):
         QuickstartConfig().replace(sft_step=3)
+    with pytest.raises(ConfigError, match="task"):
+        QuickstartConfig(task="chains")
+    with pytest.raises(ConfigError, match="eval_every"):
+        QuickstartConfig(eval_every=0)
+
+
+def test_chain_task_reaches_the_rl_phases() -> None:
+    """``task=chain`` trains and evaluates on the two-call env, with room for its two calls."""
+    cfg = QuickstartConfig(task="chain")
+    tc = cfg.train_config("aepo", model="m", out="o", seed=0)
+    assert tc.env == QUICKSTART_TASKS["chain"].env == "branchgym.algorithms.chain_task:make_chain_env"
+    assert tc.call_limit == QUICKSTART_TASKS["chain"].call_limit >= 2
+    assert QuickstartConfig().train_config("grpo", model="m", out="o", seed=0).env.endswith(":make_lookup_env")
 
 
 @pytest.mark.timeout(900)
@@ -70,4 +83,13 @@ def test_quick_run_writes_the_report(tmp_path) -> None:
         assert 0.0 <= r["eval"][p]["sampled_accuracy"] <= 1.0
     for png in ("reward", "entropy", "tool_calls", "generated_tokens", "heldout_accuracy"):
         assert (tmp_path / "plots" / f"{png}.png").stat().st_size > 1000
+    # held-out learning curves: step 0 (SFT) and every eval_every (= 1) RL step after it
+    curves = heldout_curves(results)
+    for algo in ("grpo", "aepo"):
+        (curve,) = curves[algo]
+        steps = [x for x, _ in curve]
+        assert len(curve) > 1 and steps == list(range(r[algo]["steps"] + 1)), (algo, curve)
+        assert all(0.0 <= y <= 1.0 for _, y in curve)
+    assert curves["grpo"][0][0] == curves["aepo"][0][0]  # one SFT point shared by both
+    assert "Held-out accuracy during RL" in text and "| 0 | aepo | 0: " in text
     assert (tmp_path / "seed0" / "aepo" / "metrics.jsonl").exists()
