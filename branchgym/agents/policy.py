@@ -136,7 +136,9 @@ class Completion:
     finish_reason: FinishReason
     stop_string: str | None = None
     top_logprobs: list[dict[int, float]] | None = None
-    entropy_kind: Literal["exact", "topk", "none"] = "exact"
+    entropy_kind: Literal["exact", "topk", "sampled", "none"] = "exact"
+    """``"sampled"``: ``entropies[t]`` is the surprisal −log p(y_t), an unbiased estimate of the
+    entropy, from a backend that returns only the sampled token's log-prob (verl's replicas)."""
     prompt_index: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,114 @@
+"""A verl server client backed by the real tiny model, and helpers of the agent-loop tests.
+
+:class:`TinyServerManager` has the interface of verl's ``LLMServerClient`` that agent loops use:
+``await generate(request_id, prompt_ids=..., sampling_params=...) -> TokenOutput``. It samples
+with the real tiny transformers model (:class:`branchgym.agents.hf.HFPolicy`), or, for a prompt
+that its ``script`` answers, returns the scripted text's tokens with the model's own log-probs
+for them (a tool-using episode that a 2-layer random model would never write). The envs, the
+sandbox and verl's classes are real.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+TINY = {"vocab_size": 1024, "layers": 2, "hidden": 64, "head_dim": 32, "kv_heads": 1,
+        "intermediate": 128, "seed": 0}
+"""The tiny model of the rollout tests (same settings, so the cached build is shared)."""
+
+
+def tiny_model_dir() -> Path:
+    from branchgym.agents import tiny
+
+    return tiny.build_cached(**TINY)
+
+
+class TinyServerManager:
+    """verl's server-client interface over the tiny model (picklable: the model loads lazily)."""
+
+    def __init__(self, model_dir: str | Path, *, seed: int = 0,
+                 script: Callable[[str], str | None] | None = None) -> None:
+        self.model_dir = str(model_dir)
+        self.seed = seed
+        self.script = script
+        self.returned: list[list[int]] = []  # every TokenOutput's ids, in order
+        self.requests: list[dict[str, Any]] = []
+        self._policy = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_policy": None}
+
+    @property
+    def policy(self) -> Any:
+        if self._policy is None:
+            from branchgym.agents.hf import HFPolicy
+
+            self._policy = HFPolicy(self.model_dir, device="cpu", seed=self.seed)
+        return self._policy
+
+    def score(self, prompt_ids: list[int], ids: list[int]) -> list[float]:
+        """The model's log-probs of ``ids`` after ``prompt_ids`` (T = 1)."""
+        import torch
+
+        with torch.no_grad():
+            logp, _ = self.policy.forward_logprobs(torch.tensor([prompt_ids + ids]), with_entropy=False)
+        return [float(x) for x in logp[0, len(prompt_ids):]]
+
+    async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params: dict[str, Any],
+                       **kwargs: Any) -> Any:
+        from verl.workers.rollout.replica import TokenOutput
+
+        from branchgym.agents.policy import SamplingParams
+
+        self.requests.append({"request_id": request_id, **sampling_params})
+        prompt_ids = [int(t) for t in prompt_ids]
+        text = self.script(self.policy.decode(prompt_ids)) if self.script else None
+        if text is not None:
+            ids = self.policy.encode(text)
+            logprobs = self.score(prompt_ids, ids)
+        else:
+            params = SamplingParams(
+                max_new_tokens=int(sampling_params["max_tokens"]),
+                temperature=float(sampling_params.get("temperature", 1.0)),
+                top_p=float(sampling_params.get("top_p", 1.0)),
+                top_k=max(int(sampling_params.get("top_k", -1)), 0),
+                stop=tuple(sampling_params.get("stop", ())),
+            )
+            [c] = await self.policy.agenerate([prompt_ids], params)
+            ids, logprobs = list(c.token_ids), list(c.logprobs)
+        self.returned.append(list(ids))
+        return TokenOutput(token_ids=ids, log_probs=logprobs, stop_reason="completed")
+
+
+class CodeScript:
+    """Stateful ``<python>`` calls with random constants (then an answer after ``calls`` results),
+    so that a branch whose sandbox were shared with, or not copied from, its parent would print
+    something else than a fresh replay."""
+
+    def __init__(self, calls: int = 3, seed: int = 0) -> None:
+        self.calls = calls
+        self.rng = random.Random(seed)
+
+    def __call__(self, context: str) -> str:
+        if context.count("<result>") >= self.calls:
+            return "<answer>\\boxed{0}</answer>"
+        k = self.rng.randrange(1, 1000)
+        return (f"<python>s = globals().get('s', 0) * 7 + {k}\n"
+                f"open('log.txt', 'a').write('{k},')\n"
+                f"print(s, open('log.txt').read())</python>")
+
+
+class FirstCallScript:
+    """Scripts the first model segment only (a search call); the model samples the rest."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.used = False
+
+    def __call__(self, context: str) -> str | None:
+        if self.used:
+            return None
+        self.used = True
+        return self.text
