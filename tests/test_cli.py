@@ -109,6 +109,8 @@ def test_quickstart_options_are_checked_before_any_work(tmp_path, capsys) -> Non
         (["--set", "hidden=100"], "QuickstartConfig.hidden=100"),
         (["--set", "rl_step=3"], "unknown quickstart option"),
         (["--minutes-budget", "-1"], "QuickstartConfig.minutes_budget=-1"),
+        (["--set", "task=chains"], "QuickstartConfig.task='chains'"),
+        (["--set", "eval_every=0"], "QuickstartConfig.eval_every=0"),
     ):
         assert main(["quickstart", "--out", str(out), *args]) == 2
         err = capsys.readouterr().err.strip()

@@ -10,6 +10,7 @@ __all__ = ["register", "cmd_train", "cmd_quickstart"]
 
 def register(subparsers: Any) -> None:
     """Add ``train`` and ``quickstart`` to the ``branchgym`` parser."""
+    from branchgym.algorithms.quickstart import QUICKSTART_TASKS
     from branchgym.algorithms.train_config import PRESETS
 
     width = max(map(len, PRESETS))
@@ -40,6 +41,9 @@ def register(subparsers: Any) -> None:
     q.add_argument("--minutes-budget", type=float, default=15.0, help="wall-clock budget for the whole run")
     q.add_argument("--out", default="runs/quickstart", help="output directory")
     q.add_argument("--quick", action="store_true", help="a minute-sized run (CI smoke)")
+    q.add_argument("--task", choices=list(QUICKSTART_TASKS), default=None,
+                   help="lookup (one search call, the default) or chain (two calls: the second key comes from "
+                        "the first result)")
     q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a QuickstartConfig field, e.g. --set rl_steps=30")
     q.set_defaults(func=cmd_quickstart)
@@ -73,7 +77,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from branchgym.algorithms.train_config import parse_sets
 
     base = QuickstartConfig.quick() if args.quick else QuickstartConfig()
-    cfg = base.replace(out=args.out, seeds=args.seeds, minutes_budget=args.minutes_budget, **parse_sets(args.set))
+    sets = parse_sets(args.set)
+    if args.task is not None:
+        sets["task"] = args.task
+    cfg = base.replace(out=args.out, seeds=args.seeds, minutes_budget=args.minutes_budget, **sets)
     report = run_quickstart(cfg)
     print(f"report: {report}")
     return 0
