@@ -18,6 +18,8 @@ SUBCOMMAND_MODULES = (
     "branchgym.sandbox.cli",
     "branchgym.agents.cli",
     "branchgym.algorithms.cli",
+    "branchgym.algorithms.compare.cli",
+    "branchgym.integrations.openenv.cli",
 )
 
 
