@@ -12,8 +12,12 @@ On top of that (the ToolEnv contract):
   observation and ``invalid_action=True``.
 * **clone equivalence**: mid-episode, after tool calls, the clone and the original return the
   same observations, rewards and flags for the same actions.
-* **clone independence**: stepping the original leaves the clone's snapshot unchanged; for the
-  python tool, a variable the original overwrites after the clone keeps its value in the clone.
+* **clone independence**: stepping the original leaves the clone's snapshot unchanged, and a
+  clone taken earlier then gives the original's observations; for the python tool, a variable
+  the original overwrites after the clone keeps its value in the clone.
+
+The tool calls come from each enabled tool's :class:`~branchgym.envs.tools.base.Probe`
+(``Tool.probe``; docs/tools.md), so an env with a tool of one's own is checked the same way.
 * **snapshots**: ``get_state()`` is JSON-serialisable and ``set_state`` reproduces the future.
 * **close twice** on a clone.
 """
@@ -28,19 +32,27 @@ import gymnasium as gym
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 from branchgym.envs.clone import clone as clone_stack
+from branchgym.envs.tools.registry import tool_spec
 
 __all__ = ["check_env", "probe_actions"]
 
-_PROBE = {
-    "search": "test query",
-    "python": "_bg_probe = 41\nprint('probe set')",
-}
+
+def _probes(base: Any) -> list[tuple[str, Any, str]]:
+    """(name, probe, main_arg) for every enabled tool that declares a probe."""
+    out = []
+    for name, tool in base.tools.items():
+        probe = tool_spec(name, tool, "probe")
+        if probe is not None:
+            out.append((name, probe, getattr(tool, "main_arg", "input")))
+    return out
 
 
 def probe_actions(env: gym.Env[Any, Any], task: dict[str, Any]) -> list[str]:
-    """Tool-calling actions for the checks: the task's first gold steps, else generic probes.
+    """Tool-calling actions for the checks: the task's first gold steps, then each enabled
+    tool's ``probe.first``.
 
-    Browse is only probed through a gold path (a generic URL could reach the network).
+    Browse declares no probe: it is only probed through a gold path (a generic URL could reach
+    the network).
     """
     base = env.unwrapped
     protocol, tools = base.protocol, base.tools
@@ -49,9 +61,8 @@ def probe_actions(env: gym.Env[Any, Any], task: dict[str, Any]) -> list[str]:
         if step["tool"] in tools:
             main = getattr(tools[step["tool"]], "main_arg", "input")
             actions.append(protocol.format_call(step["tool"], step["argument"], main))
-    for name, arg in _PROBE.items():
-        if name in tools:
-            actions.append(protocol.format_call(name, arg, tools[name].main_arg))
+    for name, probe, main in _probes(base):
+        actions.append(protocol.format_call(name, probe.first, main))
     return actions
 
 
@@ -109,16 +120,13 @@ def check_env(
 
 
 def _check_clone(env: gym.Env[Any, Any], base: Any, seed: int) -> None:
-    protocol, tools = base.protocol, base.tools
+    protocol = base.protocol
+    probes = _probes(base)
     twin = clone_stack(env)
     spare = clone_stack(env)  # kept aside to check independence at the end
     assert twin is not env and twin.unwrapped is not base, "clone must return a new env"
     spare_state = spare.unwrapped.get_state()
-    after: list[str] = []
-    if "python" in tools:
-        after.append(protocol.format_call("python", "print(_bg_probe + 1)", "code"))
-    if "search" in tools:
-        after.append(protocol.format_call("search", "another test query", "query"))
+    after = [protocol.format_call(n, p.then, main) for n, p, main in probes if p.then is not None]
     after.append("<<not a call>>")
 
     # equivalence: the same actions give the same results on the original and its clone
@@ -127,12 +135,12 @@ def _check_clone(env: gym.Env[Any, Any], base: Any, seed: int) -> None:
     assert got == ref, f"clone diverged from the original: {got} != {ref}"
 
     # independence: the original's (and the clone's) steps left the spare clone untouched
-    if "python" in tools:
-        env.step(protocol.format_call("python", "_bg_probe = 0", "code"))
+    for n, p, main in probes:
+        if p.disturb is not None:
+            env.step(protocol.format_call(n, p.disturb, main))
     assert spare.unwrapped.get_state() == spare_state, "stepping the original changed a clone"
-    if "python" in tools:
-        seen = _step(spare, after[0])[0]
-        assert "42" in seen, f"python state leaked from the original into its clone: {seen!r}"
+    seen = [_step(spare, a) for a in after]
+    assert seen == ref, f"the original's state leaked into its clone: {seen} != {ref}"
 
     end_twin = _step(twin, protocol.format_answer("definitely not the answer"))
     assert end_twin[2] is True, "an answer must terminate the episode"

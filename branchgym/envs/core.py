@@ -16,16 +16,14 @@ from branchgym.envs.snapshot import copy_rng, restore, snapshot
 from branchgym.envs.spaces import UnicodeText
 from branchgym.envs.tasks import resolve_source
 from branchgym.envs.tools.base import Tool, ToolOutput
+from branchgym.envs.tools.registry import tool_spec
 from branchgym.envs.toolset import build_tools
 from branchgym.errors import CloneNotSupported, ConfigError, EnvError, ResetNeeded
 
-__all__ = ["ToolEnv", "DEFAULT_MAX_CALLS", "REWARD_NAMES"]
+__all__ = ["ToolEnv", "REWARD_NAMES"]
 
-#: ARPO's evaluation limits (its released evaluation code): 10 searches and 5 python calls per question.
-DEFAULT_MAX_CALLS: dict[str, int | None] = {"search": 10, "python": 5, "browse": 10}
 #: Built-in reward names; any name registered in ``branchgym.envs.scoring.REWARDS`` works.
 REWARD_NAMES = ("f1", "em", "math_equal", "arpo_train", "llm_judge")
-_VERBS = {"search": "search", "python": "use python", "browse": "browse"}
 _OPTION_KEYS = ("task_id", "index")
 
 
@@ -85,8 +83,14 @@ class ToolEnv(gym.Env[str, str]):
     action, limits) a ``user`` message.
 
     Limits: at most ``max_turns`` actions; at most ``max_calls[tool]`` executed calls per tool
-    (ARPO: 10 search, 5 python); a call over the limit is not run and the agent is told so in
-    ARPO's words ("The maximum search limit is exceeded. You are not allowed to search.").
+    (default: each tool's ``default_max_calls``; ARPO's 10 search, 5 python); a call over the
+    limit is not run and the agent is told so in ARPO's words ("The maximum search limit is
+    exceeded. You are not allowed to search."; the verb is the tool's ``limit_verb``).
+
+    ``stop_strings`` (also ``env.protocol.stop_strings``): where a policy should stop
+    generating. The env holds its protocol bound to the enabled tools
+    (:meth:`Protocol.for_tools`), so a registered tool of one's own (docs/tools.md) stops
+    generation at its closing tag just as the built-ins do.
 
     ## Cloning and snapshots
 
@@ -107,11 +111,12 @@ class ToolEnv(gym.Env[str, str]):
     Args:
         source: a ``TASK_SOURCES`` name (``"offline-websearch"``, ...), a ``TaskSource``, or a
             sequence of ``Task`` objects.
-        tools: tool names (``"search"``, ``"browse"``, ``"python"``) or ``Tool`` instances.
+        tools: ``TOOLS`` names (``"search"``, ``"browse"``, ``"python"`` or a registered tool
+            of one's own, docs/tools.md) or ``Tool`` instances.
         protocol: ``"arpo"`` (default), ``"search-r1"``, ``"hermes"`` or a ``Protocol``.
         split: which split of the source to draw tasks from.
         max_turns: actions per episode before truncation.
-        max_calls: per-tool call limits merged over :data:`DEFAULT_MAX_CALLS` (``None`` =
+        max_calls: per-tool call limits merged over the tools' ``default_max_calls`` (``None`` =
             unlimited).
         max_context_chars: character budget of the whole episode (prompt included).
         max_context_tokens: token budget of the whole episode, counted with ``count_tokens``.
@@ -203,7 +208,10 @@ class ToolEnv(gym.Env[str, str]):
                 f"max_calls names tools that are not enabled: {sorted(unknown)}; enabled: "
                 f"{sorted(self.tools)}."
             )
-        self.max_calls = {n: DEFAULT_MAX_CALLS.get(n) for n in self.tools} | dict(max_calls or {})
+        self.protocol = self.protocol.for_tools(self.tools)  # stop strings of the enabled tools
+        self.max_calls = {
+            n: tool_spec(n, t, "default_max_calls") for n, t in self.tools.items()
+        } | dict(max_calls or {})
         self.max_turns = max_turns
         self.max_context_chars = max_context_chars
         self.max_context_tokens = max_context_tokens
@@ -229,6 +237,12 @@ class ToolEnv(gym.Env[str, str]):
         self._chars = 0
         self._tokens = 0
         self._done = True
+
+    @property
+    def stop_strings(self) -> tuple[str, ...]:
+        """Where a policy should stop generating: the closing tags of the enabled tools (and the
+        protocol's own) and the answer's; the same as ``self.protocol.stop_strings``."""
+        return tuple(self.protocol.stop_strings)
 
     @property
     def task(self) -> Any:
@@ -352,10 +366,8 @@ class ToolEnv(gym.Env[str, str]):
         if limit is not None and self._calls[name] >= limit:
             self._refused[name] += 1
             info["limit_reached"] = name
-            text = (
-                f"The maximum {name} limit is exceeded. "
-                f"You are not allowed to {_VERBS.get(name, f'call {name}')}."
-            )
+            verb = tool_spec(name, self.tools[name], "limit_verb") or f"call {name}"
+            text = f"The maximum {name} limit is exceeded. You are not allowed to {verb}."
             out = ToolOutput(text, ok=False)
         else:
             out = self.tools[name].call(argument)

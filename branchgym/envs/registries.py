@@ -7,6 +7,8 @@ Each registry has one factory signature:
   index is built from the source's world; web backends ignore ``source``.
 - ``FETCHERS[name](source: TaskSource, **kwargs) -> PageFetcher``: the offline world's in-memory
   sites, or the real web.
+- ``TOOLS[name].build(context: ToolContext, **kwargs) -> Tool``: the tools an env enables
+  (defined in :mod:`branchgym.envs.tools.registry`, re-exported here; docs/tools.md).
 
 Entries are ``"module:attr"`` strings, imported on first use, so that importing this module (and
 ``gymnasium``) stays cheap. Subsystems add their own lines here.
@@ -18,7 +20,9 @@ from typing import Any, Callable
 
 from branchgym.registry import Registry
 
-__all__ = ["TASK_SOURCES", "SEARCH_BACKENDS", "FETCHERS"]
+from branchgym.envs.tools.registry import TOOLS
+
+__all__ = ["TASK_SOURCES", "SEARCH_BACKENDS", "FETCHERS", "TOOLS"]
 
 TASK_SOURCES: Registry[Callable[..., Any]] = Registry("task source")
 SEARCH_BACKENDS: Registry[Callable[..., Any]] = Registry("search backend")

@@ -8,6 +8,7 @@ The system prompt is written in our own words.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -20,20 +21,9 @@ from branchgym.envs.protocols.base import (
     has_boxed,
     unknown_tags,
 )
+from branchgym.envs.tools.registry import tool_spec
 
-__all__ = ["ArpoProtocol", "TOOL_USAGE"]
-
-#: What goes between a tool's tags, as the system prompt explains it.
-TOOL_USAGE: dict[str, str] = {
-    "search": "a search query; returns the top matching pages as `Page i: snippet` lines",
-    "python": (
-        "Python code; it runs in a persistent interpreter (variables, imports and files persist "
-        "between calls) and a trailing bare expression is printed"
-    ),
-    "browse": (
-        "a URL, optionally followed by ` | what to look for`; returns the page's text and links"
-    ),
-}
+__all__ = ["ArpoProtocol", "TagProtocol"]
 
 
 class TagProtocol(Protocol):
@@ -48,6 +38,16 @@ class TagProtocol(Protocol):
     @property
     def stop_strings(self) -> tuple[str, ...]:
         return tuple(f"</{n}>" for n in self.known_tools) + ("</answer>",)
+
+    def for_tools(self, tools: Mapping[str, Any]) -> TagProtocol:
+        """A copy that also knows (and stops on) the enabled tools' tags; ``self`` when it
+        already knows them all."""
+        extra = tuple(n for n in tools if n not in self.known_tools)
+        if not extra:
+            return self
+        bound = copy.copy(self)
+        bound.known_tools = (*self.known_tools, *extra)  # type: ignore[misc]
+        return bound
 
     def _parse(self, action: str, tools: Mapping[str, Any]) -> ParsedAction:
         names = self._names(tools)
@@ -115,7 +115,11 @@ class ArpoProtocol(TagProtocol):
         if tools:
             lines.append("You can use these tools, one call at a time:")
             for name, tool in tools.items():
-                usage = TOOL_USAGE.get(name) or getattr(tool, "description", "") or "its input"
+                usage = (
+                    tool_spec(name, tool, "usage")
+                    or getattr(tool, "description", "")
+                    or "its input"
+                )
                 lines.append(f"- <{name}> ... </{name}>: {usage}.")
             lines.append(
                 "After a closing tool tag, stop writing: the environment appends the tool's "

@@ -124,7 +124,13 @@ class Protocol(abc.ABC):
     Class attributes:
         name: the registry name (``"arpo"``, ``"search-r1"``, ``"hermes"``).
         known_tools: tool names the protocol knows tags for even when an env does not enable
-            them (so ``<python>`` in a search-only env gets "not available", not "unknown").
+            them (so ``<python>`` in a search-only env gets "not available", not "unknown");
+            a tag protocol stops on their closing tags. :meth:`for_tools` adds the enabled
+            tools an env brings beyond these.
+
+    Everything a protocol says about a tool (its usage line, its argument) comes from the tool
+    object (:class:`~branchgym.envs.tools.base.Tool`), so a registered tool of one's own is
+    described, parsed and stopped on like a built-in (docs/tools.md).
     """
 
     name: ClassVar[str]
@@ -134,6 +140,15 @@ class Protocol(abc.ABC):
     @abc.abstractmethod
     def stop_strings(self) -> tuple[str, ...]:
         """Strings at which a policy should stop generating (closing tool and answer tags)."""
+
+    def for_tools(self, tools: Mapping[str, Any]) -> Protocol:
+        """This protocol as spoken by an env with ``tools`` (name -> Tool) enabled.
+
+        Protocols whose stop strings do not depend on the tools (``hermes``: every call ends at
+        ``</tool_call>``) return ``self``; tag protocols add the tags of enabled tools they do
+        not already know.
+        """
+        return self
 
     @abc.abstractmethod
     def system_prompt(self, tools: Mapping[str, Any]) -> str:

@@ -15,7 +15,6 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from branchgym.envs.protocols.arpo import TOOL_USAGE
 from branchgym.envs.protocols.base import (
     ParsedAction,
     Protocol,
@@ -23,10 +22,9 @@ from branchgym.envs.protocols.base import (
     first_complete_tag,
     has_boxed,
 )
+from branchgym.envs.tools.registry import tool_spec
 
 __all__ = ["HermesProtocol"]
-
-_EXAMPLE_ARG = {"search": "query", "python": "code", "browse": "url"}
 
 
 class HermesProtocol(Protocol):
@@ -54,7 +52,7 @@ class HermesProtocol(Protocol):
             for name, tool in tools.items():
                 schema = tool.schema() if hasattr(tool, "schema") else {"name": name}
                 if not schema.get("description"):
-                    schema = {**schema, "description": TOOL_USAGE.get(name, "")}
+                    schema = {**schema, "description": tool_spec(name, tool, "usage") or ""}
                 schemas.append(json.dumps({"type": "function", "function": schema}))
             lines += [
                 "",

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from branchgym.envs.protocols.arpo import TOOL_USAGE, TagProtocol
+from branchgym.envs.protocols.arpo import TagProtocol
+from branchgym.envs.tools.registry import tool_spec
 
 __all__ = ["SearchR1Protocol", "SEARCH_R1_INVALID"]
 
@@ -40,8 +41,8 @@ class SearchR1Protocol(TagProtocol):
 
     def system_prompt(self, tools: Mapping[str, Any]) -> str:
         extra = [
-            f"You can also use <{n}> ... </{n}> ({TOOL_USAGE.get(n, 'its input')})."
-            for n in tools
+            f"You can also use <{n}> ... </{n}> ({tool_spec(n, t, 'usage') or 'its input'})."
+            for n, t in tools.items()
             if n != "search"
         ]
         return (

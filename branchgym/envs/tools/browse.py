@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urldefrag, urlsplit
 
 from branchgym.envs.sanitize import clean_text
-from branchgym.envs.tools.base import Tool, ToolOutput
+from branchgym.envs.tools.base import Tool, ToolContext, ToolOutput
 from branchgym.envs.tools.html_text import DEFAULT_MAX_ELEMENTS, html_to_page
 from branchgym.envs.types import Page
 from branchgym.errors import ConfigError, FetchError
@@ -133,6 +133,22 @@ class BrowseTool(Tool):
 
     name = "browse"
     main_arg = "url"
+    usage = "a URL, optionally followed by ` | what to look for`; returns the page's text and links"
+    default_max_calls = 10
+    limit_verb = "browse"
+    # no probe: a made-up URL could reach the network; check_env browses along gold paths
+
+    @classmethod
+    def build(cls, context: ToolContext, **kwargs: Any) -> BrowseTool:
+        """The fetcher comes from ``context.fetcher`` (a ``FETCHERS`` name is built over the
+        env's source)."""
+        from branchgym.envs.registries import FETCHERS
+
+        fetcher = context.fetcher
+        if isinstance(fetcher, str):
+            kwargs_f = context.backend_kwargs.get("fetcher", {})
+            fetcher = FETCHERS.get(fetcher)(context.source, **kwargs_f)
+        return cls(fetcher, **kwargs)
 
     def __init__(self, fetcher: Any, max_chars: int = 8000, window_chars: int = 3000,
                  summarizer: Callable[[str, str], str] | None = None, max_links: int = 100,

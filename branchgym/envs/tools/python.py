@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from branchgym.envs.tools.base import Tool, ToolOutput
+from branchgym.envs.tools.base import Probe, Tool, ToolContext, ToolOutput
 
 __all__ = ["PythonTool"]
 
@@ -38,6 +38,20 @@ class PythonTool(Tool):
 
     name: ClassVar[str] = "python"
     main_arg: ClassVar[str] = "code"
+    usage: ClassVar[str] = (
+        "Python code; it runs in a persistent interpreter (variables, imports and files persist "
+        "between calls) and a trailing bare expression is printed"
+    )
+    default_max_calls: ClassVar[int | None] = 5  # ARPO's evaluation limit
+    limit_verb: ClassVar[str] = "use python"
+    probe: ClassVar[Probe | None] = Probe(
+        "_bg_probe = 41\nprint('probe set')", then="print(_bg_probe + 1)", disturb="_bg_probe = 0"
+    )
+
+    @classmethod
+    def build(cls, context: ToolContext, **kwargs: Any) -> PythonTool:
+        """The sandbox backend is ``tool_kwargs["python"]["sandbox"]``, else the env's."""
+        return cls(kwargs.pop("sandbox", context.sandbox), **kwargs)
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from branchgym.envs.tools.base import Tool, ToolOutput
+from branchgym.envs.tools.base import Probe, Tool, ToolContext, ToolOutput
 from branchgym.envs.types import Hit
 from branchgym.errors import ConfigError, FetchError
 
@@ -269,6 +269,24 @@ class SearchTool(Tool):
 
     name = "search"
     main_arg = "query"
+    usage = "a search query; returns the top matching pages as `Page i: snippet` lines"
+    default_max_calls = 10  # ARPO's evaluation limit
+    limit_verb = "search"
+    probe = Probe("test query", then="another test query")
+
+    @classmethod
+    def build(cls, context: ToolContext, **kwargs: Any) -> SearchTool:
+        """The backend comes from ``context.search_backend`` (a ``SEARCH_BACKENDS`` name is
+        built over the env's source); the output style follows the protocol."""
+        from branchgym.envs.registries import SEARCH_BACKENDS
+
+        backend = context.search_backend
+        if isinstance(backend, str):
+            backend = SEARCH_BACKENDS.get(backend)(
+                context.source, **context.backend_kwargs.get("search_backend", {})
+            )
+        kwargs.setdefault("style", "search-r1" if context.protocol == "search-r1" else "arpo")
+        return cls(backend, **kwargs)
 
     def __init__(self, backend: Any, top_k: int | None = None, snippet_chars: int = 1000,
                  style: str = "arpo", max_query_chars: int = 1000) -> None:
