@@ -92,3 +92,105 @@ def test_flat_loop_exact_ids_masks_and_logprobs(make_loop, server_factory, token
     # the estimate of the segment entropy is -mean log p of the segment's tokens
     seg0 = out.response_logprobs[: obs_spans[0][0]]
     assert ef["branchgym_segment_entropy"][0] == pytest.approx(-sum(seg0) / len(seg0))
+
+
+def test_flat_loop_sampling_the_model(make_loop, server_factory) -> None:
+    """Pure sampling by the tiny model: whatever the finish (EOS, length, a stop string), the
+    output keeps every sampled token and its log-prob, within rollout.response_length."""
+    server = server_factory(seed=1)
+    loop = make_loop("branchgym", server, max_new_tokens=16, max_response_tokens=48)
+    tid = _task_ids(lambda: make_lookup_env("smoke"))[0]
+    out = _run(loop, _row(LOOKUP, tid, {"split": "smoke"}, nest=False))
+    assert out.extra_fields["branchgym_error"] is None, out.extra_fields["branchgym_error"]
+    assert 0 < len(out.response_ids) <= 48 + 64  # budget, plus at most one observation, then cut
+    assert [t for t, m in zip(out.response_ids, out.response_mask) if m] == [t for ids in server.returned for t in ids]
+    _check_logprobs(server, out)
+
+
+def _replay_tokens(make, task_id, out, tokenizer) -> None:
+    """Step a fresh env with the output's actions (its mask-1 runs, decoded): each observation's
+    tokens equal the output's mask-0 run at that place."""
+    model, obs = _runs(out.response_mask, 1), _runs(out.response_mask, 0)
+    env = make()
+    try:
+        env.reset(options={"task_id": task_id})
+        for i, span in enumerate(model):
+            action = tokenizer.decode(out.response_ids[slice(*span)], skip_special_tokens=False)
+            got, _, term, trunc, _ = env.step(action)
+            if i < len(obs):
+                want = out.response_ids[slice(*obs[i])]
+                assert tokenizer.encode(got, add_special_tokens=False) == want, f"row {out.extra_fields['branchgym_row']}"
+            else:
+                assert term or trunc
+    finally:
+        env.close()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_tree_loop_clones_equal_fresh_replay_docker(make_loop, server_factory, tokenizer) -> None:
+    """One session grows a tree by cloning a CodeExec env whose python tool runs in Docker (the
+    sandbox is forked); every row's results equal a fresh env replaying that row's actions."""
+    kw = {"split": "smoke", "sandbox": "docker"}
+    make = lambda: gym.make("CodeExec-Offline-v0", **kw)  # noqa: E731
+    tid = _task_ids(make)[0]
+    server = server_factory(script=CodeScript(calls=3, seed=0))
+    loop = make_loop("branchgym_tree", server, branch={"n": 5, "initial": 2, "weight": 0.5}, seed=3)
+    outs = _run(loop, _row("CodeExec-Offline-v0", tid, kw, agent="branchgym_tree"))
+    assert isinstance(outs, list) and len(outs) == 5
+    assert len({o.extra_fields["branchgym_tree_id"] for o in outs}) == 1
+    assert [o.extra_fields["branchgym_row"] for o in outs] == list(range(5))
+    clones = [o for o in outs if o.extra_fields["branchgym_parent_row"] >= 0]
+    assert clones, "the tree branched"
+    after_tool = 0
+    for o in clones:
+        parent, bp = outs[o.extra_fields["branchgym_parent_row"]], o.extra_fields["branchgym_branch_point"]
+        assert o.response_ids[:bp] == parent.response_ids[:bp] and o.response_mask[:bp] == parent.response_mask[:bp]
+        after_tool += any(end <= bp for _, end in _runs(o.response_mask, 0))
+    assert after_tool, "some branch left its parent after a tool result (its sandbox state was forked)"
+    results = set()
+    for o in outs:
+        assert o.extra_fields["branchgym_error"] is None, o.extra_fields["branchgym_error"]
+        assert o.extra_fields["branchgym_tool_calls"] >= 1
+        _check_logprobs(server, o)
+        _replay_tokens(make, tid, o, tokenizer)
+        results.update(tuple(o.response_ids[slice(*s)]) for s in _runs(o.response_mask, 0))
+    # the code prints state accumulated over calls: distinct branches print distinct results
+    assert len(results) > len(clones) + 2
+
+
+@pytest.mark.parametrize("row, needle", [
+    (_row("NoSuchEnv-v0", "t-1"), "unknown env id 'NoSuchEnv-v0'"),
+    (_row(LOOKUP, "no-such-task", {"split": "smoke"}), "'no-such-task' is not in split 'smoke'"),
+    (_row(LOOKUP, "lookup-smoke-0000", {"split": "smoke", "protocol": "nope"}), "unknown tool-call protocol 'nope'"),
+    (_row(LOOKUP, "lookup-smoke-0000", "{not json"), "is not valid JSON"),
+    ({"raw_prompt": [{"role": "user", "content": "hi"}], "extra_info": {}}, "the row has no env_id"),
+    (_row("tiny_server:make_raising_env", "lookup-smoke-0000", {"split": "smoke"}), "RuntimeError: search backend is down"),
+])
+@pytest.mark.parametrize("agent", ["branchgym", "branchgym_tree"])
+def test_bad_input_is_a_zero_weight_error_row(make_loop, server_factory, row, needle, agent) -> None:
+    server = server_factory(script=lambda context: "<search>item 7</search>")  # every segment calls the tool
+    loop = make_loop(agent, server, max_new_tokens=8, max_response_tokens=32, branch={"n": 2, "initial": 1})
+    got = _run(loop, row)
+    outs = got if agent == "branchgym_tree" else [got]
+    assert isinstance(got, list) == (agent == "branchgym_tree")
+    for out in outs:
+        err = out.extra_fields["branchgym_error"]
+        assert err is not None and needle in err, err
+        assert sum(out.response_mask) == 0 and out.reward_score == 0.0
+        assert len(out.response_ids) == len(out.response_mask) == len(out.response_logprobs) >= 1
+    # the loop class goes on serving good samples
+    good = _run(make_loop(agent, server_factory(), max_new_tokens=8, max_response_tokens=32,
+                          branch={"n": 2, "initial": 1}),
+                _row(LOOKUP, "lookup-smoke-0000", {"split": "smoke"}))
+    for out in good if isinstance(good, list) else [good]:
+        assert out.extra_fields["branchgym_error"] is None
+
+
+def test_topk_entropy_needs_a_replica_that_returns_top_logprobs(make_loop, server_factory) -> None:
+    """entropy='topk' over verl's stock replica output (sampled log-prob only): a clear error."""
+    loop = make_loop("branchgym", server_factory(), entropy="topk", max_new_tokens=8, max_response_tokens=32)
+    out = _run(loop, _row(LOOKUP, "lookup-smoke-0000", {"split": "smoke"}))
+    assert "entropy='topk' but the rollout replica returned no extra_fields['top_logprobs']" in out.extra_fields[
+        "branchgym_error"]
+    assert out.extra_fields["branchgym_entropy_kind"] == "topk"

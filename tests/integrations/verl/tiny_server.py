@@ -112,3 +112,16 @@ class FirstCallScript:
             return None
         self.used = True
         return self.text
+
+
+def make_raising_env(**kwargs: Any) -> Any:
+    """The lookup env whose python-side ``step`` raises (a tool backend that is down)."""
+    import gymnasium as gym
+
+    from branchgym.algorithms.quickstart_task import make_lookup_env
+
+    class Down(gym.Wrapper):
+        def step(self, action: str) -> Any:
+            raise RuntimeError("search backend is down")
+
+    return Down(make_lookup_env(**kwargs))
