@@ -8,22 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_server import TinyServerManager, tiny_model_dir
+from tiny_server import TinyServerManager, require_verl, tiny_model_dir
 
 PROMPT_LENGTH = 512
 RESPONSE_LENGTH = 384
-
-
-def _import_verl() -> None:
-    try:
-        import verl  # noqa: F401
-        from verl.experimental.agent_loop import agent_loop  # noqa: F401
-    except ImportError as e:
-        msg = (f"verl does not import ({e}); `make setup` installs it (pip install --no-deps verl==0.9.1 "
-               "and the verl extra)")
-        if os.environ.get("BRANCHGYM_REQUIRE_DOCKER"):
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +23,7 @@ def tiny_dir() -> Path:
 def verl_config(tiny_dir) -> Any:
     """verl's own trainer config (``ppo_trainer.yaml``, composed by Hydra as verl's entry point
     does) pointed at the tiny model."""
-    _import_verl()
+    require_verl()
     import verl
     from hydra import compose, initialize_config_dir
 
@@ -85,7 +73,7 @@ def server_factory(tiny_dir):
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One local CPU Ray cluster (2 CPUs) for the whole session."""
-    _import_verl()
+    require_verl()
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
