@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "branchgym.algorithms.cli",
     "branchgym.algorithms.compare.cli",
     "branchgym.integrations.openenv.cli",
+    "branchgym.integrations.verl.cli",
 )
 
 
