@@ -46,21 +46,26 @@ def plot_curves(
 
 def plot_bands(
     runs: Mapping[str, Sequence[Sequence[tuple[float, float]]]], path: str | Path, *, title: str, ylabel: str,
-    xlabel: str = "step",
+    xlabel: str = "step", ylim: tuple[float, float] | None = None,
 ) -> Path:
     """Per label, the mean over runs (``label -> [[(x, y), ...] per seed]``) as a line with markers,
     and the min-max band over runs where there are several; saved as a PNG at ``path``.
 
     At each x the mean and band use the runs that have a point there (a run stopped early by a
-    time budget has fewer points); the legend gives the number of runs.
+    time budget has fewer points); the legend gives the number of runs. Labels get distinct
+    markers and line styles, so equal curves stay visible on top of each other.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=110)
-    for label, curves in runs.items():
+    styles = [("o", "-", 5), ("s", "--", 4), ("^", ":", 4), ("D", "-.", 3)]
+    all_x: set[float] = set()
+    for i, (label, curves) in enumerate(runs.items()):
+        marker, linestyle, size = styles[i % len(styles)]
         at: dict[float, list[float]] = {}
         for pts in curves:
             for x, y in pts:
@@ -69,15 +74,23 @@ def plot_bands(
         if not at:
             continue
         xs = sorted(at)
+        all_x.update(xs)
         mean = [sum(at[x]) / len(at[x]) for x in xs]
         n = len(curves)
-        (line,) = ax.plot(xs, mean, marker="o", markersize=4, label=f"{label} (mean of {n})" if n > 1 else label)
+        (line,) = ax.plot(xs, mean, marker=marker, linestyle=linestyle, markersize=size,
+                          label=f"{label} (mean of {n})" if n > 1 else label)
         if n > 1:
             ax.fill_between(xs, [min(at[x]) for x in xs], [max(at[x]) for x in xs], color=line.get_color(),
                             alpha=0.2, linewidth=0)
+    if 1 < len(all_x) <= 12:
+        ax.set_xticks(sorted(all_x))  # a tick at each evaluation
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -61,10 +61,10 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
         made.append(str(path.relative_to(out)))
     n = len(seeds)
     cfg = results["config"]
-    band = f"mean and min-max over {n} seeds" if n > 1 else "1 seed"
+    band = f"band = min-max of {n} seeds" if n > 1 else "1 seed"
     path = plot_bands(heldout_curves(results), out / "plots" / "heldout_accuracy.png", xlabel="RL step",
-                      ylabel="held-out accuracy (T=1)",
-                      title=f"held-out accuracy, {cfg.get('curve_tasks')} tasks x {cfg.get('curve_samples')} ({band})")
+                      ylabel="held-out accuracy (T=1)", ylim=(-0.02, 1.02),
+                      title=f"held-out accuracy, {cfg.get('curve_tasks')} tasks x {cfg.get('curve_samples')}; {band}")
     made.append(str(path.relative_to(out)))
     return made
 
