@@ -35,6 +35,7 @@ def verl_config(tiny_dir) -> Any:
             f"data.max_response_length={RESPONSE_LENGTH}",
             "actor_rollout_ref.rollout.agent.num_workers=1",
             "actor_rollout_ref.rollout.calculate_log_probs=True",
+            "actor_rollout_ref.rollout.name=vllm",  # mandatory in verl's config; no engine starts here
         ])
 
 
@@ -76,7 +77,8 @@ def ray_cluster():
     require_verl()
     import ray
 
+    here = os.path.dirname(os.path.abspath(__file__))  # tiny_server, importable in the actors
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+             runtime_env={"env_vars": {"PYTHONPATH": here, "TOKENIZERS_PARALLELISM": "false"}})
     yield ray
     ray.shutdown()
