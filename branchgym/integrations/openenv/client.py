@@ -80,7 +80,7 @@ class BranchEnvClient(EnvClient[BranchAction, BranchObservation, BranchState]):
             raise CloneRefused(f"unexpected reply to a clone frame: {reply!r}; is this server "
                                "`branchgym serve` (a plain OpenEnv server cannot clone)?")
         child = self._create_session_client()
-        child._ws_url = f"{self._ws_url}?clone={reply['data']['clone_id']}"
+        child._ws_url = f"{child._ws_url}?clone={reply['data']['clone_id']}"
         return child
 
     def clone(self) -> Any:

@@ -142,7 +142,15 @@ class BranchEnvironment(Environment[BranchAction, BranchObservation, BranchState
         options = {"task_id": task_id} if task_id is not None else (
             {"index": index} if index is not None else None)
         env = self._env_for(split)
-        obs, info = env.reset(seed=seed, options=options)
+        try:
+            obs, info = env.reset(seed=seed, options=options)
+        except BaseException:
+            # A stack whose reset raised is not reused: gymnasium's passive env checker, after
+            # a failed first reset, breaks the next step. The next reset builds a fresh env.
+            self._env = None
+            self._state = BranchState(env_id=self.config.env_id)
+            env.close()
+            raise
         task = info.get("task") or {}
         self._state = BranchState(env_id=self.config.env_id, episode_id=episode_id or str(uuid.uuid4()),
                                   task_id=task.get("id"), turn=0, step_count=0, done=False)

@@ -243,15 +243,20 @@ class CloneMiddleware:
                 if text is None:  # a binary frame: OpenEnv's loop reads text only
                     text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
                     message = {"type": "websocket.receive", "text": text}
-                if "clone" not in text:  # cheap filter before parsing every step twice
+                is_object = text.lstrip().startswith("{")
+                if is_object and "clone" not in text:  # cheap filter: most frames parse once
                     return message
                 try:
                     frame = json.loads(text)
                 except ValueError:
                     return message  # OpenEnv answers invalid JSON itself
-                if not isinstance(frame, dict) or frame.get("type") != "clone":
+                if not isinstance(frame, dict):  # OpenEnv's loop would end the session
+                    reply = _error(f"a frame must be a JSON object like {{'type': 'step', "
+                                   f"'data': {{'text': ...}}}}, got {type(frame).__name__}",
+                                   WSErrorCode.VALIDATION_ERROR)
+                elif frame.get("type") != "clone":
                     return message
-                if set(frame) - {"type", "data"} or frame.get("data") not in (None, {}):
+                elif set(frame) - {"type", "data"} or frame.get("data") not in (None, {}):
                     reply = _error("a clone frame is exactly {'type': 'clone'}",
                                    WSErrorCode.VALIDATION_ERROR)
                 else:
