@@ -199,3 +199,58 @@ def test_check_reads_agent_names_from_the_train_parquet(tmp_path) -> None:
 def test_check_refusals(config: dict, agents: set, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         check_config(config, agents=agents)
+
+
+CONFIGS = sorted(
+    p.stem for p in __import__("pathlib").Path(
+        __import__("branchgym.integrations.verl", fromlist=["x"]).__file__
+    ).parent.joinpath("configs").glob("*_qwen3_*.yaml")
+)
+
+
+def compose_config(name: str, overrides: list[str]):
+    import os
+
+    from hydra import compose, initialize_config_dir
+
+    import branchgym.integrations.verl as pkg
+
+    d = os.path.join(os.path.dirname(pkg.__file__), "configs")
+    with initialize_config_dir(config_dir=d, version_base=None):
+        return compose(config_name=name, overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def tree_parquet(tmp_path_factory) -> str:
+    import pandas as pd
+
+    path = tmp_path_factory.mktemp("cfg") / "train.parquet"
+    pd.DataFrame({"agent_name": ["branchgym_tree"], "data_source": ["x"]}).to_parquet(path)
+    return str(path)
+
+
+def test_shipped_configs_pass_branchgym_and_verl_checks(tree_parquet: str) -> None:
+    from branchgym.integrations.verl.agent_loops import LoopSettings
+    from branchgym.integrations.verl.recipe import prepare
+
+    assert len(CONFIGS) == 6
+    for name in CONFIGS:
+        cfg = compose_config(name, [f"data.train_files={tree_parquet}",
+                                    f"data.val_files={tree_parquet}"])
+        prepare(cfg)  # branchgym's checks, then verl's validate_config
+        settings = LoopSettings.from_sources(cfg.get("branchgym"))
+        if cfg.actor_rollout_ref.rollout.agent.default_agent_loop == "branchgym_tree":
+            assert cfg.actor_rollout_ref.rollout.n == 1
+            assert settings.branch_config().n == 8
+        assert cfg.trainer.nnodes == (4 if "multinode" in name else 1)
+
+
+def test_bad_combination_fails_before_any_model_loads(tree_parquet: str) -> None:
+    from branchgym.integrations.verl.recipe import prepare
+
+    cfg = compose_config("aepo_qwen3_8b_1node", [
+        f"data.train_files={tree_parquet}", f"data.val_files={tree_parquet}",
+        "algorithm.adv_estimator=grpo",
+    ])
+    with pytest.raises(ConfigError, match=r"loss_mode=branchgym_aepo with algorithm\.adv_estimator=grpo"):
+        prepare(cfg)
