@@ -132,7 +132,8 @@ class QuickstartConfig:
         return preset(
             algo, env=QUICKSTART_TASKS[self.task].env, model=model, out=out, seed=seed, steps=self.rl_steps,
             prompts_per_step=self.prompts_per_step, group_size=self.group_size, max_new_tokens=self.max_new_tokens,
-            max_response_tokens=self.max_response_tokens, lr=self.rl_lr, call_limit=QUICKSTART_TASKS[self.task].call_limit, checkpoint_every=10**6,
+            max_response_tokens=self.max_response_tokens, lr=self.rl_lr,
+            call_limit=QUICKSTART_TASKS[self.task].call_limit, checkpoint_every=10**6,
             entropy_source="exact", threads=self.threads, tensorboard=True, progress=True, micro_batch_size=32,
             **extra,
         )
@@ -231,8 +232,9 @@ def _rl(algo: str, model: Path, out: Path, cfg: QuickstartConfig, seed: int, dea
             curve.append(_curve_point(probe, cfg, trainer.step))
     finally:
         trainer.close()
-    return {"steps": trainer.step, "seconds": time.perf_counter() - t0, "model": str(out / "final"),
-            "curve": curve, "curve_seconds": sum(p["seconds"] for p in curve[1:])}
+    curve_s = sum(p["seconds"] for p in curve[1:])
+    return {"steps": trainer.step, "seconds": time.perf_counter() - t0 - curve_s, "model": str(out / "final"),
+            "curve": curve, "curve_seconds": curve_s}
 
 
 def sft_warm_start(base: Path, out: Path, cfg: Any, seed: int, *, env: str = _ENV,
