@@ -105,3 +105,12 @@ def test_spawn_same_state_forks_the_docker_python_sandbox():
         twin.close()
     finally:
         env.close()
+
+
+def test_docs_example_runs():
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "integrations" / "gem_clone.py"
+    out = runpy.run_path(str(example))["main"]()
+    assert out["wrong"] == 0.0 and out["right"] == 1.0

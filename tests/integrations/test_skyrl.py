@@ -62,3 +62,12 @@ def test_missing_env_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="branchgym/WebSearch-Offline-v0"):
         skyrl_gym.make("branchgym", env_config={}, extras={})
+
+
+def test_docs_example_runs():
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "integrations" / "skyrl_episode.py"
+    out = runpy.run_path(str(example))["main"]()
+    assert out["reward"] == 1.0 and out["done"] is True and out["metrics"]["em"] == 1.0
