@@ -254,3 +254,96 @@ def test_bad_combination_fails_before_any_model_loads(tree_parquet: str) -> None
     ])
     with pytest.raises(ConfigError, match=r"loss_mode=branchgym_aepo with algorithm\.adv_estimator=grpo"):
         prepare(cfg)
+
+
+# ------------------------------------------------------------------ the trainer, on TransferQueue
+@pytest.fixture(scope="module")
+def transfer_queue(ray_cluster):
+    """verl's TransferQueue (one storage unit) on the session's local Ray cluster."""
+    import transfer_queue as tq
+    from omegaconf import OmegaConf
+
+    tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
+    yield tq
+    tq.close()
+
+
+def put_leaves_as_verl_does(tq, ref: AdvantageInputs, partition: str, perm: list[int]):
+    """The leaves as verl's agent-loop worker stores a tree session's outputs (``as_dict`` of
+    each ``AgentLoopOutput``, the session's last reward copied onto the others, keys
+    ``{uid}_{session}_{index}``), with the old log-probs and entropies that
+    ``_compute_old_log_prob`` adds, rows in ``perm`` order."""
+    from transfer_queue import KVBatchMeta
+    from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics, AgentLoopOutput
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    last_reward = {"t1": LEAVES[3][5], "t2": LEAVES[6][5]}
+    fields, keys, lengths = [], [], []
+    for i in perm:
+        uid, tree, row, parent, bp, reward, mask = LEAVES[i]
+        n = max(j for j, m in enumerate(mask) if m) + 1  # response length kept by verl
+        out = AgentLoopOutput(
+            prompt_ids=[3, 4, 5], response_ids=list(range(20, 20 + n)), response_mask=mask[:n],
+            response_logprobs=[-0.5] * n, reward_score=last_reward[tree], num_turns=2,
+            metrics=AgentLoopMetrics(),
+            extra_fields={"branchgym_reward": reward, "branchgym_tree_id": tree,
+                          "branchgym_row": row, "branchgym_parent_row": parent,
+                          "branchgym_branch_point": bp, "reward_extra_info": {}},
+        )
+        f = out.as_dict()
+        f.update(uid=uid, session_id=0)
+        f["loss_mask"] = f["response_mask"]
+        f["entropy"] = ref.entropies[i, :n].clone()
+        f["old_log_probs"] = torch.full((n,), -0.5)
+        fields.append(f)
+        keys.append(f"{uid}_0_{row}")
+        lengths.append(n)
+    tags = [{"status": "success"} for _ in keys]
+    tq.kv_batch_put(keys=keys, partition_id=partition, fields=list_of_dict_to_tensordict(fields),
+                    tags=tags)
+    return KVBatchMeta(partition_id=partition, keys=keys, tags=tags), lengths
+
+
+def recipe_trainer(estimator: str):
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.v1 import get_trainer_cls
+
+    import branchgym.integrations.verl.recipe  # noqa: F401  (registers the trainers)
+
+    cls = get_trainer_cls("branchgym_sync")
+    trainer = object.__new__(cls)  # only _compute_advantage runs: no workers, no model
+    trainer.config = OmegaConf.create({
+        "algorithm": {"adv_estimator": estimator, "use_kl_in_reward": False, "gamma": 1.0,
+                      "lam": 1.0, "norm_adv_by_std_in_grpo": True,
+                      "rollout_correction": {"rollout_is": None, "rollout_rs": None,
+                                             "bypass_mode": False}},
+        "actor_rollout_ref": {"rollout": {"n": 1}},
+        "branchgym_algo": {"estimator_params": {"weight": 0.2} if estimator == "branchgym_aepo"
+                           else {}},
+    })
+    return trainer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("estimator", "fn", "params"),
+    [("branchgym_arpo_hard", arpo_hard, {}), ("branchgym_aepo", aepo, {"weight": 0.2}),
+     ("branchgym_grpo", grpo, {})],
+)
+def test_trainer_advantage_step_through_transfer_queue(transfer_queue, estimator, fn, params) -> None:
+    """The recipe trainer's ``_compute_advantage`` reads the rows verl stored (extra_fields,
+    entropy, rm_scores) and writes per-leaf advantages back: the recipe path (arpo_hard, aepo)
+    and verl's own path with the env rewards put in (branchgym_grpo)."""
+    tq = transfer_queue
+    ref = reference_inputs()
+    perm = PERMS[1]
+    meta, lengths = put_leaves_as_verl_does(tq, ref, f"train-{estimator}", perm)
+    metrics: dict = {}
+    recipe_trainer(estimator)._compute_advantage(meta, metrics)
+    got = tq.kv_batch_get(keys=meta.keys, partition_id=meta.partition_id,
+                          select_fields=["advantages", "rm_scores"])
+    want = fn(ref, **params)[perm]
+    for r, n in enumerate(lengths):
+        torch.testing.assert_close(got["advantages"][r], want[r, :n])
+        assert float(got["rm_scores"][r].sum()) == LEAVES[perm[r]][5]  # its own reward now
+    assert metrics["branchgym/rows_with_env_reward"] == 7.0
