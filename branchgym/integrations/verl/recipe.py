@@ -23,6 +23,7 @@ Guide: docs/integrations/verl.md.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -176,7 +177,13 @@ def main() -> None:
 
     @hydra.main(config_path=config_dir, config_name="grpo_qwen3_8b_1node", version_base=None)
     def _entry(config: Any) -> None:
-        prepare(config)
+        from branchgym.errors import Error
+
+        try:
+            prepare(config)
+        except Error as exc:  # a config mistake: one line, before Ray or any model starts
+            print(f"branchgym verl recipe: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         run_ppo(config, task_runner_class=BranchgymTaskRunner)
 
     _entry()

@@ -245,15 +245,29 @@ def test_shipped_configs_pass_branchgym_and_verl_checks(tree_parquet: str) -> No
         assert cfg.trainer.nnodes == (4 if "multinode" in name else 1)
 
 
-def test_bad_combination_fails_before_any_model_loads(tree_parquet: str) -> None:
-    from branchgym.integrations.verl.recipe import prepare
+@pytest.mark.slow
+def test_bad_combination_fails_before_any_model_loads(tree_parquet: str, tmp_path) -> None:
+    """The recipe's own command line: one error line naming the loss, the estimator and the
+    fix, exit status 2, and no Ray session was started (nothing in its temp dir)."""
+    import os
+    import subprocess
+    import sys
 
-    cfg = compose_config("aepo_qwen3_8b_1node", [
-        f"data.train_files={tree_parquet}", f"data.val_files={tree_parquet}",
-        "algorithm.adv_estimator=grpo",
-    ])
-    with pytest.raises(ConfigError, match=r"loss_mode=branchgym_aepo with algorithm\.adv_estimator=grpo"):
-        prepare(cfg)
+    ray_tmp = tmp_path / "ray"
+    proc = subprocess.run(
+        [sys.executable, "-m", "branchgym.integrations.verl.recipe",
+         "--config-name", "aepo_qwen3_8b_1node", f"data.train_files={tree_parquet}",
+         f"data.val_files={tree_parquet}", "algorithm.adv_estimator=grpo",
+         f"++ray_kwargs.ray_init._temp_dir={ray_tmp}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "RAY_TMPDIR": str(ray_tmp)},
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("branchgym verl recipe: error")]
+    assert len(line) == 1
+    assert "loss_mode=branchgym_aepo with algorithm.adv_estimator=grpo" in line[0]
+    assert "algorithm.adv_estimator=branchgym_grpo" in line[0]
+    assert not ray_tmp.exists()
 
 
 # ------------------------------------------------------------------ the trainer, on TransferQueue
