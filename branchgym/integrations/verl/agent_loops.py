@@ -289,6 +289,11 @@ class _BranchgymLoopBase(AgentLoopBase):
                 "branchgym_branch_point": int(batch.branch_points[row]),
                 "branchgym_response_cut": len(traj.response_ids) - n,
             }
+            if self.tree:
+                # verl 0.9.1's v1 worker (trainer/ppo/v1/agent_loop_tq.py:173-175) copies the last
+                # output's reward_score and extra_fields["reward_extra_info"] onto the earlier ones
+                # of a list (it reads a list as one trajectory's turns): without the key it raises.
+                extra["reward_extra_info"] = {}
             out.append(AgentLoopOutput(
                 prompt_ids=list(traj.prompt_ids), response_ids=list(traj.response_ids[:n]), response_mask=mask,
                 response_logprobs=[float(x) for x in traj.logprobs[:n]], reward_score=reward,

@@ -139,6 +139,7 @@ def test_tree_loop_clones_equal_fresh_replay_docker(make_loop, server_factory, t
     outs = _run(loop, _row("CodeExec-Offline-v0", tid, kw, agent="branchgym_tree"))
     assert isinstance(outs, list) and len(outs) == 5
     assert len({o.extra_fields["branchgym_tree_id"] for o in outs}) == 1
+    assert all(o.extra_fields["reward_extra_info"] == {} for o in outs)  # verl's v1 worker reads it
     assert [o.extra_fields["branchgym_row"] for o in outs] == list(range(5))
     clones = [o for o in outs if o.extra_fields["branchgym_parent_row"] >= 0]
     assert clones, "the tree branched"
