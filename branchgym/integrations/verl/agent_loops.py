@@ -13,9 +13,11 @@ Dataset row (what ``branchgym verl-data`` writes; verl passes every non-tensor c
 - ``env_id``: a Gymnasium id (``"CodeExec-Offline-v0"``) or ``"package.module:factory"``;
 - ``task_id``: the task of that env's split to play;
 - ``env_kwargs`` (optional): keyword arguments of ``gym.make`` (a dict, or its JSON text);
-  ``split`` among them picks the split (default ``"train"``).
+  ``split`` among them picks the split (default ``"train"``);
+- ``split`` (optional): the split, when ``env_kwargs`` does not give it (both: they must agree).
 
-The three env fields may be top-level columns or keys of the row's ``extra_info`` dict.
+These fields may be top-level columns or keys of the row's ``extra_info`` dict (a top-level
+column wins).
 
 Knobs (a ``branchgym:`` section of the trainer config, e.g. ``+branchgym.entropy=topk``, or keys
 next to ``_target_`` in an ``agent_loop_config_path`` file; the latter win): see
@@ -177,7 +179,12 @@ class SampleSpec:
                 raise ConfigError(f"env_kwargs {kw!r} is not valid JSON ({exc}); give a JSON object") from exc
         if not isinstance(kw, Mapping):
             raise ConfigError(f"env_kwargs must be a dict (or JSON object), got {kw!r}")
-        return cls(env_id, str(task_id), dict(kw))
+        kw = dict(kw)
+        split = get("split")
+        if split is not None and kw.setdefault("split", split) != split:
+            raise ConfigError(f"the row says split={split!r} but its env_kwargs say split={kw['split']!r}; "
+                              "give the split once")
+        return cls(env_id, str(task_id), kw)
 
     def make_env_factory(self) -> Any:
         from branchgym.algorithms.trainer import make_env_factory

@@ -165,6 +165,8 @@ def test_tree_loop_clones_equal_fresh_replay_docker(make_loop, server_factory, t
     (_row(LOOKUP, "no-such-task", {"split": "smoke"}), "'no-such-task' is not in split 'smoke'"),
     (_row(LOOKUP, "lookup-smoke-0000", {"split": "smoke", "protocol": "nope"}), "unknown tool-call protocol 'nope'"),
     (_row(LOOKUP, "lookup-smoke-0000", "{not json"), "is not valid JSON"),
+    ({"extra_info": {"env_id": LOOKUP, "task_id": "lookup-smoke-0000", "env_kwargs": '{"split": "smoke"}',
+                     "split": "train"}}, "the row says split='train' but its env_kwargs say split='smoke'"),
     ({"raw_prompt": [{"role": "user", "content": "hi"}], "extra_info": {}}, "the row has no env_id"),
     (_row("tiny_server:make_raising_env", "lookup-smoke-0000", {"split": "smoke"}), "RuntimeError: search backend is down"),
 ])
@@ -195,3 +197,16 @@ def test_topk_entropy_needs_a_replica_that_returns_top_logprobs(make_loop, serve
     assert "entropy='topk' but the rollout replica returned no extra_fields['top_logprobs']" in out.extra_fields[
         "branchgym_error"]
     assert out.extra_fields["branchgym_entropy_kind"] == "topk"
+
+
+def test_a_row_of_branchgym_verl_data_plays(make_loop, server_factory) -> None:
+    """A row as ``branchgym verl-data`` writes it (env_kwargs as JSON text, split in extra_info)."""
+    from branchgym.integrations.verl.data import build_rows
+
+    [row] = build_rows(LOOKUP, split="smoke", agent="branchgym", limit=1)
+    server = server_factory(script=FirstCallScript("<search>item 7</search>"))
+    out = _run(make_loop("branchgym", server, max_new_tokens=8, max_response_tokens=32),
+               {"raw_prompt": row["prompt"], "extra_info": row["extra_info"], "data_source": row["data_source"]})
+    assert out.extra_fields["branchgym_error"] is None, out.extra_fields["branchgym_error"]
+    assert out.extra_fields["branchgym_task_id"] == row["extra_info"]["task_id"]
+    assert out.extra_fields["branchgym_tool_calls"] == 1
