@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from branchgym.envs.tools.base import Tool, ToolContext
-from branchgym.envs.tools.registry import TOOLS, get_tool_class
+from branchgym.envs.tools.registry import TOOLS, check_tool_name, get_tool_class
 from branchgym.errors import ConfigError
 
 __all__ = ["build_tools", "TOOL_NAMES"]
@@ -57,6 +57,7 @@ def build_tools(
     built: dict[str, Tool] = {}
     for item in tools:
         tool = item if isinstance(item, Tool) else _build(item, context, tool_kwargs)
+        check_tool_name(getattr(tool, "name", None))
         if tool.name in built:
             raise ConfigError(f"tool {tool.name!r} is enabled twice in tools={tools!r}.")
         built[tool.name] = tool

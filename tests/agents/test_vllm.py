@@ -25,10 +25,14 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(scope="module")
 def vllm_run(tiny_path, tmp_path_factory):
+    sys.path.insert(0, str(HERE))
+    from calculator_tiny import teach_calculator
+
+    calculator = teach_calculator(tiny_path)  # cached; the worker loads it into its one engine
     out = tmp_path_factory.mktemp("vllm")
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", PYTHONPATH=str(HERE.parents[1]))
     proc = subprocess.run(
-        [sys.executable, str(HERE / "vllm_worker.py"), str(tiny_path), str(out)],
+        [sys.executable, str(HERE / "vllm_worker.py"), str(tiny_path), str(out), str(calculator)],
         cwd=HERE,
         env=env,
         capture_output=True,
@@ -137,3 +141,19 @@ def test_branchgym_eval_with_the_vllm_policy(tiny_path, tmp_path):
     assert "agent=vllm" in proc.stdout and "pass@2" in proc.stdout
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 4 and all(ln["messages"][2]["role"] == "assistant" for ln in lines)
+
+
+def test_vllm_stops_at_a_user_registered_tools_closing_tag(vllm_run):
+    """The README's calculator (registered in TOOLS, not built in): vLLM-cpu stops at
+    ``</calculator>`` from the env's stop strings, and the env enforces its call limit."""
+    calc = vllm_run[0]["calculator"]
+    assert "</calculator>" in calc["stop_strings"]
+    free, stopped = calc["free"], calc["stopped"]
+    assert "</calculator>" in free["text"] and not free["text"].endswith("</calculator>")
+    assert stopped["finish_reason"] == "stop" and stopped["stop_string"] == "</calculator>"
+    assert stopped["text"].endswith("<calculator>6 * 7</calculator>")
+    assert calc["segments"][:3] == [["stop", "</calculator>"]] * 3
+    assert [obs for _, obs in calc["steps"][:2]] == ["\n<result>\n42\n</result>\n",
+                                                     "\n<result>\n43\n</result>\n"]
+    assert "You are not allowed to call calculator." in calc["steps"][2][1]
+    assert calc["tool_calls"] == {"calculator": 2}

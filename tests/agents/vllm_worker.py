@@ -1,7 +1,10 @@
 """Runs the vLLM engine in its own process for test_vllm.py and writes what it saw as JSON.
 
 vLLM spawns worker processes, so its engine must start under ``__main__`` (not inside pytest).
-Usage: python vllm_worker.py MODEL_DIR OUT_DIR
+Usage: python vllm_worker.py MODEL_DIR OUT_DIR [CALCULATOR_DIR]
+
+With CALCULATOR_DIR (``calculator_tiny.teach_calculator``'s model), the same engine then loads
+those weights and plays the README's calculator tool (a user-registered tool) in a ``ToolEnv``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def _c(c) -> dict:
     }
 
 
-def main(model_dir: str, out_dir: str) -> None:
+def main(model_dir: str, out_dir: str, calculator_dir: str | None = None) -> None:
     import torch
     from toy_tool_env import ToyToolEnv
     from transformers import AutoModelForCausalLM
@@ -83,9 +86,39 @@ def main(model_dir: str, out_dir: str) -> None:
     model.save_pretrained(out / "perturbed")
     res["loaded"] = pol.load_weights(model.state_dict())
     res["greedy_after_load"] = [_c(c) for c in pol.generate(prompts, greedy)]
+    if calculator_dir is not None:
+        res["calculator"] = _calculator(pol, calculator_dir)
     pol.close()
     (out / "result.json").write_text(json.dumps(res))
 
 
+def _calculator(pol, calculator_dir: str) -> dict:
+    """Greedy generation with and without the env's stop strings, and one episode with a limit
+    of 2 calculator calls, on the calculator-taught weights."""
+    import torch
+    from calculator_tiny import calculator_env
+    from transformers import AutoModelForCausalLM
+
+    from branchgym.agents.loop import run_episodes
+    from branchgym.agents.policy import SamplingParams
+
+    taught = AutoModelForCausalLM.from_pretrained(calculator_dir, dtype=torch.float32)
+    pol.load_weights(taught.state_dict())
+    greedy = SamplingParams(max_new_tokens=40, temperature=0.0)
+    env = calculator_env(max_calls={"calculator": 2})
+    _, info = env.reset(seed=0)
+    prompt = pol.encode_chat(info["messages"])
+    (traj,) = run_episodes([env], pol, greedy, max_response_tokens=400)
+    env.close()
+    return {
+        "stop_strings": list(env.stop_strings),
+        "free": _c(pol.generate([prompt], greedy)[0]),
+        "stopped": _c(pol.generate([prompt], greedy.replace(stop=env.stop_strings))[0]),
+        "segments": [[s.finish_reason, s.stop_string] for s in traj.segments],
+        "steps": [[s.action, s.observation] for s in traj.steps],
+        "tool_calls": traj.info.get("tool_calls"),
+    }
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -15,13 +15,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-__all__ = ["ParsedAction", "Protocol", "first_complete_tag", "first_open_tag", "has_boxed"]
+__all__ = ["ParsedAction", "Protocol", "first_complete_tag", "first_open_tag", "has_boxed",
+           "tag_name_problem"]
 
 Kind = Literal["call", "answer", "invalid"]
 
 # Tags with fixed meaning that are never tool calls (ARPO asks the model to think in <think>).
 _NOT_TOOLS = frozenset({"think", "result", "information", "tool_response", "answer", "tool_call"})
 _OPEN_TAG = re.compile(r"<([A-Za-z_][A-Za-z0-9_\-]{0,40})>")
+
+
+def tag_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a tool's tag (``None`` if it can): tags are 1-41 letters, digits,
+    ``_`` or ``-`` starting with a letter or ``_``, and not one of the protocols' own tags."""
+    if not isinstance(name, str) or not _OPEN_TAG.fullmatch(f"<{name}>"):
+        return "a tool name is 1-41 letters, digits, '_' or '-', starting with a letter or '_'"
+    if name in _NOT_TOOLS:
+        return f"{name!r} is one of the protocols' own tags {sorted(_NOT_TOOLS)}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from branchgym.envs.protocols.base import tag_name_problem
 from branchgym.envs.tools.base import Tool
 from branchgym.errors import ConfigError, UnknownName
 from branchgym.registry import Registry
 
-__all__ = ["TOOLS", "ToolRegistry", "get_tool_class", "tool_spec", "HOW_TO_REGISTER"]
+__all__ = ["TOOLS", "ToolRegistry", "get_tool_class", "tool_spec", "check_tool_name",
+           "HOW_TO_REGISTER"]
 
 HOW_TO_REGISTER = (
     "Register your own with @branchgym.envs.TOOLS.register('name') on a Tool subclass whose "
@@ -43,7 +45,15 @@ class ToolRegistry(Registry[Any]):
         super()._add(name, obj)
 
 
+def check_tool_name(name: Any) -> None:
+    """Raise ``ConfigError`` if ``name`` cannot be written as a tag by the agent."""
+    problem = tag_name_problem(name)
+    if problem is not None:
+        raise ConfigError(f"tool name {name!r} cannot be used: {problem}. Pick e.g. 'calculator'.")
+
+
 def _check_class(name: str, obj: Any) -> None:
+    check_tool_name(name)
     if not (isinstance(obj, type) and issubclass(obj, Tool)):
         raise ConfigError(
             f"TOOLS entries are Tool subclasses; {name!r} was given {obj!r}. Subclass "

@@ -67,6 +67,16 @@ def test_registration_checks_class_and_name(calculator) -> None:
     assert "abacus" not in TOOLS
 
 
+@pytest.mark.parametrize("bad", ["answer", "think", "two words", "<calc>", ""])
+def test_names_the_agent_could_not_write_as_a_tag_are_refused(bad: str) -> None:
+    tool_cls = type("Bad", (Tool,), {"name": bad, "main_arg": "x", "call": lambda self, a: None})
+    with pytest.raises(ConfigError, match="tool name|non-empty"):
+        TOOLS.register(bad, tool_cls)
+    with pytest.raises(ConfigError, match="tool name"):
+        ToolEnv(TASKS, tools=[tool_cls()])
+    assert bad not in TOOLS
+
+
 @pytest.mark.parametrize("protocol", ["arpo", "search-r1"])
 def test_tag_protocols_describe_stop_on_and_run_it(calculator, protocol: str) -> None:
     env = ToolEnv(TASKS, tools=["calculator"], protocol=protocol)
