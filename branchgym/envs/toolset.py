@@ -10,10 +10,8 @@ from branchgym.envs.tools.base import Tool, ToolContext
 from branchgym.envs.tools.registry import TOOLS, check_tool_name, get_tool_class
 from branchgym.errors import ConfigError
 
-__all__ = ["build_tools", "TOOL_NAMES"]
+__all__ = ["build_tools"]
 
-#: The built-in tools (any name registered in ``TOOLS`` works too).
-TOOL_NAMES = ("search", "browse", "python")
 _BACKEND_KEYS = ("search_backend", "fetcher")
 
 

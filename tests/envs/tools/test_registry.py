@@ -85,7 +85,8 @@ def test_tag_protocols_describe_stop_on_and_run_it(calculator, protocol: str) ->
     assert calculator.usage in env.system_prompt and "<calculator>" in env.system_prompt
     _, info = env.reset(seed=0, options={"index": 0})
     assert info["tools"][0]["parameters"]["required"] == ["expression"]
-    obs, _, _, _, info = env.step("<think>multiply</think><calculator> 6 * 7 </calculator> and more")
+    action = "<think>multiply</think><calculator> 6 * 7 </calculator> and more"
+    obs, _, _, _, info = env.step(action)
     assert info["tool"] == "calculator" and info["tool_calls"] == {"calculator": 1}
     assert obs == env.protocol.format_result("42")
     obs, _, _, _, info = env.step("<calculator>1 / 0</calculator>")
@@ -123,10 +124,12 @@ def test_call_limit_default_and_override(calculator) -> None:
     assert env.max_calls == {"calculator": calculator.default_max_calls}
     env.reset(seed=0)
     for i in range(calculator.default_max_calls):
-        assert env.step(f"<calculator>{i} + 1</calculator>")[0] == f"\n<result>\n{i + 1}\n</result>\n"
+        obs = env.step(f"<calculator>{i} + 1</calculator>")[0]
+        assert obs == f"\n<result>\n{i + 1}\n</result>\n"
     obs, _, _, _, info = env.step("<calculator>1 + 1</calculator>")
     assert info["limit_reached"] == "calculator"
-    assert "The maximum calculator limit is exceeded. You are not allowed to call calculator." in obs
+    refusal = "The maximum calculator limit is exceeded. You are not allowed to call calculator."
+    assert refusal in obs
     assert info["tool_calls"] == {"calculator": 5}
 
     one = ToolEnv(TASKS, tools=["calculator"], max_calls={"calculator": 1})
