@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     agent = "branchgym" if args.algo == "grpo" else "branchgym_tree"
     t0 = time.perf_counter()
     model = tiny.build_cached(**TINY)
-    train = write_parquet(build_rows(ENV, split="smoke", agent=agent, limit=8), work / "train.parquet")
+    rows = build_rows(ENV, split="smoke", agent=agent, limit=8)
+    train = write_parquet(rows, work / "train.parquet")
     val = write_parquet(build_rows(ENV, split="smoke", agent=agent, limit=2), work / "val.parquet")
     cmd = [sys.executable, "-m", "branchgym.integrations.verl.recipe",
            "--config-name", f"{args.algo}_qwen3_8b_1node",

@@ -81,7 +81,8 @@ def env_rewards_into_scores(data: Any, *, padding: Sequence[bool] | None = None)
     if not any(has):
         return data
     mask = data.batch["response_mask"]
-    key = "token_level_scores" if "token_level_scores" in data.batch.keys() else "token_level_rewards"
+    keys = data.batch.keys()
+    key = "token_level_scores" if "token_level_scores" in keys else "token_level_rewards"
     scores = data.batch[key].clone()
     last = _last_valid(mask)
     for i, (e, p) in enumerate(zip(extras, pad, strict=True)):
@@ -110,7 +111,8 @@ def tree_parents(
     keyed = []
     for i, e in enumerate(extras):
         tree = e.get(TREE_ID) if ok[i] else None
-        keyed.append((0 if tree is None else 1, str(tree), int(e.get(TREE_ROW, 0)) if tree else 0, i))
+        row = int(e.get(TREE_ROW, 0)) if tree is not None else 0
+        keyed.append((0 if tree is None else 1, str(tree), row, i))
     order = [k[3] for k in sorted(keyed)]
     position = {}
     for pos, i in enumerate(order):
@@ -210,7 +212,8 @@ def compute_advantage(
             f"{['branchgym_' + n for n in sorted(ADVANTAGES)]}."
         )
     inputs, order = advantage_inputs(data, name, padding=padding)
-    adv_sorted = ADVANTAGES.get(name)(inputs, **hparams_from_config(name, config, dict(params or {})))
+    hparams = hparams_from_config(name, config, dict(params or {}))
+    adv_sorted = ADVANTAGES.get(name)(inputs, **hparams)
     adv = torch.empty_like(adv_sorted)
     adv[order] = adv_sorted
     ref = data.batch["response_mask"]

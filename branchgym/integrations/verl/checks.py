@@ -105,7 +105,9 @@ def _agents(config: Mapping[str, Any]) -> set[str]:
     return {str(default)} if default else set()
 
 
-def check_config(config: Mapping[str, Any], *, agents: Iterable[str] | None = None) -> RecipeSettings:
+def check_config(
+    config: Mapping[str, Any], *, agents: Iterable[str] | None = None
+) -> RecipeSettings:
     """Refuse a verl config whose branchgym loss, estimator and agent loop cannot work together.
 
     ``agents``: the agent loops of the training data (default: the ``agent_name`` column of the

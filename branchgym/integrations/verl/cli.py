@@ -21,11 +21,13 @@ def register(subparsers: Any) -> None:
         "agent_name, and extra_info with env_id, task_id and env_kwargs, which the branchgym "
         "agent loops read. See docs/integrations/verl.md.",
     )
-    p.add_argument("env_id", metavar="ENV_ID", help="env id (e.g. CodeExec-Offline-v0) or module:factory")
+    p.add_argument("env_id", metavar="ENV_ID",
+                   help="env id (e.g. CodeExec-Offline-v0) or module:factory")
     p.add_argument("--split", default="train", help="the env's split (default train)")
     p.add_argument("--out", required=True, help="output .parquet path")
     p.add_argument("--agent", default="branchgym", choices=["branchgym", "branchgym_tree"],
-                   help="agent loop of every row: branchgym (flat) or branchgym_tree (ARPO/AEPO trees)")
+                   help="agent loop of every row: branchgym (flat) or branchgym_tree "
+                   "(ARPO/AEPO trees)")
     p.add_argument("--env-kwargs", default="{}", metavar="JSON",
                    help="keyword arguments of gym.make as a JSON object, e.g. '{\"max_turns\": 6}'")
     p.add_argument("--limit", type=int, default=None, help="only the first N tasks of the split")
@@ -39,10 +41,15 @@ def cmd_verl_data(args: argparse.Namespace) -> int:
     try:
         kwargs = json.loads(args.env_kwargs)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--env-kwargs {args.env_kwargs!r} is not JSON ({exc}); give an object.") from exc
+        raise ConfigError(
+            f"--env-kwargs {args.env_kwargs!r} is not JSON ({exc}); give an object."
+        ) from exc
     if not isinstance(kwargs, dict):
         raise ConfigError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
-    rows = build_rows(args.env_id, split=args.split, agent=args.agent, env_kwargs=kwargs, limit=args.limit)
+    rows = build_rows(
+        args.env_id, split=args.split, agent=args.agent, env_kwargs=kwargs, limit=args.limit
+    )
     path = write_parquet(rows, args.out)
-    print(f"wrote {len(rows)} rows ({args.env_id}, split {args.split}, agent {args.agent}) to {path}")
+    print(f"wrote {len(rows)} rows ({args.env_id}, split {args.split}, agent {args.agent}) "
+          f"to {path}")
     return 0

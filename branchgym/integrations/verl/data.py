@@ -46,19 +46,24 @@ def build_rows(
     from branchgym.algorithms.trainer import make_env_factory
 
     if agent not in AGENTS:
-        raise ConfigError(f"agent {agent!r} is not a branchgym agent loop; use one of {list(AGENTS)}.")
+        raise ConfigError(
+            f"agent {agent!r} is not a branchgym agent loop; use one of {list(AGENTS)}."
+        )
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be >= 1 (or omitted for the whole split), got {limit!r}.")
     kwargs = dict(env_kwargs or {})
     if "split" in kwargs and kwargs["split"] != split:
         raise ConfigError(
-            f"env_kwargs has split={kwargs['split']!r} but --split is {split!r}; give the split once."
+            f"env_kwargs has split={kwargs['split']!r} but --split is {split!r}; "
+            "give the split once."
         )
     kwargs.pop("split", None)
     try:
         kwargs_json = json.dumps({**kwargs, "split": split}, sort_keys=True)
     except TypeError as exc:
-        raise ConfigError(f"env_kwargs must be JSON values (they travel in the parquet): {exc}") from exc
+        raise ConfigError(
+            f"env_kwargs must be JSON values (they travel in the parquet): {exc}"
+        ) from exc
     env = make_env_factory(env_id, kwargs, split)()
     try:
         tasks = list(env.unwrapped.tasks)
@@ -67,7 +72,9 @@ def build_rows(
         rows = []
         for index, task in enumerate(tasks[:limit]):
             _, info = env.reset(options={"task_id": task.id})
-            messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in info["messages"]]
+            messages = [
+                {"role": str(m["role"]), "content": str(m["content"])} for m in info["messages"]
+            ]
             rows.append({
                 "data_source": f"branchgym/{env_id}",
                 "prompt": messages,
@@ -92,12 +99,16 @@ def write_parquet(rows: list[dict[str, Any]], out: str | Path) -> Path:
     try:
         import pandas as pd
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("writing verl data needs pandas and pyarrow: pip install 'branchgym[verl]'") from exc
+        raise ImportError(
+            "writing verl data needs pandas and pyarrow: pip install 'branchgym[verl]'"
+        ) from exc
     if not rows:
         raise ConfigError("no rows to write; the split has no tasks.")
     path = Path(out)
     if path.suffix != ".parquet":
-        raise ConfigError(f"--out {str(out)!r} must end in .parquet (verl picks the reader by suffix).")
+        raise ConfigError(
+            f"--out {str(out)!r} must end in .parquet (verl picks the reader by suffix)."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(path, index=False)
     return path

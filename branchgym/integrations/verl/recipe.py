@@ -54,7 +54,7 @@ def _as_list(column: Any) -> list:
 
 
 class BranchgymAdvantageMixin:
-    """``_compute_advantage`` of verl's v1 ``PPOTrainer`` with branchgym's rewards and estimators."""
+    """verl's v1 ``PPOTrainer._compute_advantage`` with branchgym's rewards and estimators."""
 
     config: Any
 
@@ -93,7 +93,9 @@ class BranchgymAdvantageMixin:
         )
         tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=out)
 
-    def _compute_recipe_advantage(self, batch: Any, estimator: str, settings: RecipeSettings) -> Any:
+    def _compute_recipe_advantage(
+        self, batch: Any, estimator: str, settings: RecipeSettings
+    ) -> Any:
         td = tq.kv_batch_get(
             keys=batch.keys,
             partition_id=batch.partition_id,

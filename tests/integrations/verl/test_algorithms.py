@@ -92,7 +92,8 @@ def test_dr_grpo_ignores_std_flag_and_grpo_follows_it() -> None:
     mask = data.batch["response_mask"]
     cfg = {"norm_adv_by_std_in_grpo": False}
     fn = get_adv_estimator_fn("branchgym_grpo")
-    adv, _ = fn(data.batch["token_level_rewards"], mask, index=data.non_tensor_batch["uid"], config=cfg)
+    uid = data.non_tensor_batch["uid"]
+    adv, _ = fn(data.batch["token_level_rewards"], mask, index=uid, config=cfg)
     want = grpo(AdvantageInputs(rewards, group, mask), scale_by_std=False)
     torch.testing.assert_close(adv, want)
 

@@ -344,7 +344,9 @@ def recipe_trainer(estimator: str):
     [("branchgym_arpo_hard", arpo_hard, {}), ("branchgym_aepo", aepo, {"weight": 0.2}),
      ("branchgym_grpo", grpo, {})],
 )
-def test_trainer_advantage_step_through_transfer_queue(transfer_queue, estimator, fn, params) -> None:
+def test_trainer_advantage_step_through_transfer_queue(
+    transfer_queue, estimator, fn, params
+) -> None:
     """The recipe trainer's ``_compute_advantage`` reads the rows verl stored (extra_fields,
     entropy, rm_scores) and writes per-leaf advantages back: the recipe path (arpo_hard, aepo)
     and verl's own path with the env rewards put in (branchgym_grpo)."""
