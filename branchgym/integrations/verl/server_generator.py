@@ -117,6 +117,7 @@ class ServerGenerator:
         self._requests = itertools.count()
         eos = getattr(tokenizer, "eos_token_id", None)
         self.eos_token_ids = frozenset({eos} if eos is not None else ())
+        self.special_ids = frozenset(getattr(tokenizer, "all_special_ids", ()) or ())
         self.generated_tokens = 0
         self.preempted = 0
 
@@ -200,7 +201,10 @@ class ServerGenerator:
         if hit is not None:
             ids = ids[: self._stop_end(ids, params.stop)]
             finish, stop_string = "stop", hit[0]
-        elif ids and ids[-1] in self.eos_token_ids:
+        elif ids and (ids[-1] in self.eos_token_ids
+                      or (len(ids) < params.max_new_tokens and ids[-1] in self.special_ids)):
+            # the tokenizer's EOS, or another special token that ended generation early (the
+            # model's generation config may list several, e.g. Qwen's <|endoftext|>)
             finish = "eos"
         else:
             finish = "length"
