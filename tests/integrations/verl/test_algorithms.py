@@ -19,7 +19,7 @@ from verl.trainer.ppo.core_algos import (  # noqa: E402
 from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories  # noqa: E402
 from verl.workers.config import ActorConfig, PolicyLossConfig  # noqa: E402
 
-from branchgym.algorithms.advantages import grpo, rloo  # noqa: E402
+from branchgym.algorithms.advantages import dr_grpo, grpo, rloo  # noqa: E402
 from branchgym.algorithms.inputs import AdvantageInputs, LossInputs  # noqa: E402
 from branchgym.algorithms.losses.ppo import aepo, gppo  # noqa: E402
 from branchgym.errors import ConfigError  # noqa: E402
@@ -90,12 +90,22 @@ def test_verl_grpo_scores_only_each_sessions_last_output() -> None:
 def test_dr_grpo_ignores_std_flag_and_grpo_follows_it() -> None:
     data, keys, rewards, group = tree_batch()
     mask = data.batch["response_mask"]
-    cfg = {"norm_adv_by_std_in_grpo": False}
-    fn = get_adv_estimator_fn("branchgym_grpo")
     uid = data.non_tensor_batch["uid"]
-    adv, _ = fn(data.batch["token_level_rewards"], mask, index=uid, config=cfg)
-    want = grpo(AdvantageInputs(rewards, group, mask), scale_by_std=False)
-    torch.testing.assert_close(adv, want)
+    inputs = AdvantageInputs(rewards, group, mask)
+    for flag in (True, False):
+        cfg = {"norm_adv_by_std_in_grpo": flag}
+        adv, _ = get_adv_estimator_fn("branchgym_grpo")(
+            data.batch["token_level_rewards"], mask, index=uid, config=cfg
+        )
+        torch.testing.assert_close(adv, grpo(inputs, scale_by_std=flag))
+        dr, _ = get_adv_estimator_fn("branchgym_dr_grpo")(
+            data.batch["token_level_rewards"], mask, index=uid, config=cfg
+        )
+        torch.testing.assert_close(dr, dr_grpo(inputs))
+    soft, _ = get_adv_estimator_fn("branchgym_arpo_soft")(
+        data.batch["token_level_rewards"], mask, index=uid, config=None
+    )
+    torch.testing.assert_close(soft, grpo(inputs))
 
 
 def test_recipe_estimators_refuse_plain_verl() -> None:
