@@ -31,12 +31,16 @@ def tree_batch() -> tuple[DataProto, list[str], torch.Tensor, torch.Tensor]:
     sessions of 1 and 3 leaves. Each leaf has its own reward at its last response token."""
     layout = [("a", 0, 3), ("a", 1, 2), ("b", 0, 1), ("b", 1, 3)]
     rewards = [1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.5]
-    keys, uids, group = [], [], []
+    keys, uids, group, extras = [], [], [], []
     for g, (uid, session, leaves) in enumerate(layout):
         for i in range(leaves):
             keys.append(f"{uid}_{session}_{i}")
             uids.append(uid)
             group.append(0 if uid == "a" else 1)
+            extras.append({"branchgym_tree_id": f"{uid}{session}", "branchgym_row": i,
+                           "branchgym_parent_row": -1 if i == 0 else 0,
+                           "branchgym_branch_point": 0 if i == 0 else 1,
+                           "branchgym_reward": rewards[len(extras)]})
     b, t = len(keys), 6
     gen = torch.Generator().manual_seed(0)
     lengths = torch.randint(3, t + 1, (b,), generator=gen)
@@ -46,7 +50,8 @@ def tree_batch() -> tuple[DataProto, list[str], torch.Tensor, torch.Tensor]:
     scores[torch.arange(b), lengths - 1] = torch.tensor(rewards)
     data = DataProto.from_dict(
         tensors={"token_level_rewards": scores, "response_mask": mask},
-        non_tensors={"uid": np.array(uids, dtype=object)},
+        non_tensors={"uid": np.array(uids, dtype=object),
+                     "extra_fields": np.array(extras, dtype=object)},
     )
     return data, keys, torch.tensor(rewards), torch.tensor(group)
 
