@@ -87,10 +87,8 @@ class ToolEnv(gym.Env[str, str]):
     limit is not run and the agent is told so in ARPO's words ("The maximum search limit is
     exceeded. You are not allowed to search."; the verb is the tool's ``limit_verb``).
 
-    ``stop_strings`` (also ``env.protocol.stop_strings``): where a policy should stop
-    generating. The env holds its protocol bound to the enabled tools
-    (:meth:`Protocol.for_tools`), so a registered tool of one's own (docs/tools.md) stops
-    generation at its closing tag just as the built-ins do.
+    ``stop_strings``: where a policy stops generating, from the protocol bound to the enabled
+    tools (:meth:`Protocol.for_tools`), so one's own tool (docs/tools.md) stops at its tag too.
 
     ## Cloning and snapshots
 
@@ -209,9 +207,8 @@ class ToolEnv(gym.Env[str, str]):
                 f"{sorted(self.tools)}."
             )
         self.protocol = self.protocol.for_tools(self.tools)  # stop strings of the enabled tools
-        self.max_calls = {
-            n: tool_spec(n, t, "default_max_calls") for n, t in self.tools.items()
-        } | dict(max_calls or {})
+        defaults = {n: tool_spec(n, t, "default_max_calls") for n, t in self.tools.items()}
+        self.max_calls = defaults | dict(max_calls or {})
         self.max_turns = max_turns
         self.max_context_chars = max_context_chars
         self.max_context_tokens = max_context_tokens
