@@ -1,1 +1,2 @@
-"""Tools the envs expose: search, browse, python."""
+"""Tools the envs expose: search, browse, python, and any registered in ``TOOLS`` (``.registry``;
+docs/tools.md)."""
