@@ -7,7 +7,6 @@ so a report can be rebuilt at any time (``branchgym compare --report-only``).
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -117,39 +116,14 @@ def collect(out: str | Path) -> dict[str, Any]:
             "complete": all(Job(s, a).done(out) for s in range(cfg.seeds) for a in ("sft", *cfg.algos))}
 
 
-def _band_plot(series: dict[str, list[tuple[np.ndarray, np.ndarray]]], path: Path, *, title: str, xlabel: str,
-               ylabel: str, grid: np.ndarray) -> Path:
-    """Per label: the mean over seeds of y interpolated on ``grid``, and a min–max band.
-
-    With one seed the curve is drawn without a band.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
-    for label, runs in series.items():
-        ys = [np.interp(grid, x, y, left=np.nan, right=np.nan) for x, y in runs if len(x)]
-        if not ys:
-            continue
-        m = np.array(ys)
-        with warnings.catch_warnings():  # a grid point no seed reached yet is left blank
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean, lo, hi = np.nanmean(m, axis=0), np.nanmin(m, axis=0), np.nanmax(m, axis=0)
-        line = ax.plot(grid, mean, marker="o", markersize=2.5, label=f"{label} (n={len(ys)})")[0]
-        if len(ys) > 1:
-            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+def _on_grid(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> list[tuple[float, float]]:
+    """A run's (x, y) interpolated onto ``grid`` (points outside the run's x range left out), so
+    that runs whose steps end at different budgets can be averaged point by point."""
+    ok = ~np.isnan(y)
+    if ok.sum() == 0:
+        return []
+    yg = np.interp(grid, x[ok], y[ok], left=np.nan, right=np.nan)
+    return [(float(g), float(v)) for g, v in zip(grid, yg) if not np.isnan(v)]
 
 
 def _bar_plot(res: dict[str, Any], path: Path) -> Path:
@@ -167,6 +141,8 @@ def _bar_plot(res: dict[str, Any], path: Path) -> Path:
         err = np.array([[p[str(k)]["mean"] - p[str(k)]["ci"][0], p[str(k)]["ci"][1] - p[str(k)]["mean"]] for k in ks]).T
         axes[0].errorbar(ks, mean, yerr=err, marker="o", markersize=3, capsize=2, label=a)
     axes[0].set_xscale("log", base=2)
+    axes[0].set_xticks(ks, [str(k) for k in ks])
+    axes[0].set_ylim(0.0, 1.02)
     axes[0].set(xlabel="k", ylabel="held-out pass@k", title=f"pass@k ({res['config']['ci_level']:.0%} CI)")
     axes[0].legend(fontsize=7)
     for ax, key, label in ((axes[1], "tool_calls_per_solved", "tool calls / solved task"),
@@ -177,6 +153,7 @@ def _bar_plot(res: dict[str, Any], path: Path) -> Path:
             ps = [v for v in res["summary"][a][key]["per_seed"] if v is not None]
             ax.plot([i] * len(ps), ps, "k.", markersize=4)
         ax.set_xticks(range(len(algos)), algos, rotation=45, fontsize=7)
+        ax.set_ylim(bottom=0.0)
         ax.set_title(f"{label} (held-out)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,29 +163,31 @@ def _bar_plot(res: dict[str, Any], path: Path) -> Path:
 
 
 def _plots(out: Path, res: dict[str, Any], runs: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    from branchgym.algorithms.plots import plot_bands
+
     cfg = res["config"]
     kind, total = cfg["budget_kind"], cfg["budget"]
     xlabel = f"budget spent ({UNITS[kind]})"
-    grid_pts = np.array([0.0] + [total * i / cfg["curve_points"] for i in range(1, cfg["curve_points"] + 1)])
     curves, ent, rew = {}, {}, {}
     for algo in cfg["algos"]:
         for s, r in runs.get(algo, {}).items():
             start = runs["sft"][s]["curve"][0]["pass1"]
             x = np.array([0.0] + [c["point"] for c in r["curve"]])
-            curves.setdefault(algo, []).append((x, np.array([start] + [c["pass1"] for c in r["curve"]])))
+            curves.setdefault(algo, []).append(list(zip(x.tolist(), [start] + [c["pass1"] for c in r["curve"]])))
             spent = np.array(cumulative(r["rows"], kind))
             for store, key in ((ent, "rollout/entropy_mean"), (rew, "rollout/reward_mean")):
-                store.setdefault(algo, []).append((spent, np.array([x.get(key) or np.nan for x in r["rows"]])))
+                vals = [row.get(key) for row in r["rows"]]
+                store.setdefault(algo, []).append((spent, np.array([np.nan if v is None else v for v in vals])))
     fine = np.linspace(0.0, total, 41)[1:]
+    plots = out / "plots"
     made = [
-        _band_plot(curves, out / "plots" / "heldout_pass1.png",
-                   title="held-out pass@1 (T=1) vs budget; band = min–max over seeds", xlabel=xlabel,
-                   ylabel="pass@1", grid=grid_pts),
-        _band_plot(ent, out / "plots" / "entropy.png", title="policy entropy of training rollouts",
-                   xlabel=xlabel, ylabel="mean token entropy (nats)", grid=fine),
-        _band_plot(rew, out / "plots" / "train_reward.png", title="training reward (rollout/reward_mean)",
-                   xlabel=xlabel, ylabel="reward", grid=fine),
-        _bar_plot(res, out / "plots" / "pass_at_k_and_cost.png"),
+        plot_bands(curves, plots / "heldout_pass1.png", title="held-out pass@1 (T=1); band = min–max over seeds",
+                   xlabel=xlabel, ylabel="pass@1", ylim=(0.0, 1.0)),
+        plot_bands({a: [_on_grid(x, y, fine) for x, y in r] for a, r in ent.items()}, plots / "entropy.png",
+                   title="token entropy of the training rollouts", xlabel=xlabel, ylabel="mean entropy (nats)"),
+        plot_bands({a: [_on_grid(x, y, fine) for x, y in r] for a, r in rew.items()}, plots / "train_reward.png",
+                   title="training reward (rollout/reward_mean)", xlabel=xlabel, ylabel="reward"),
+        _bar_plot(res, plots / "pass_at_k_and_cost.png"),
     ]
     return [str(p.relative_to(out)) for p in made]
 
