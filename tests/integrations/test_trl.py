@@ -9,6 +9,7 @@ otherwise, 0 without an answer), which varies even for a random model, so update
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -16,33 +17,21 @@ pytest.importorskip("trl")
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-TINY = {"vocab_size": 2048, "layers": 2, "hidden": 64, "pretrain_steps": 200, "seed": 0}
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "integrations" / "trl_grpo.py"
 
 
-def _tiny():
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@pytest.fixture(scope="module")
+def example():
+    """The docs' example module (docs/integrations/trl.md): the tests train through its trainer."""
+    import runpy
 
-    from branchgym.agents import tiny
-
-    path = tiny.build_cached(**TINY)
-    tok = AutoTokenizer.from_pretrained(path)
-    tok.padding_side = "left"
-    return AutoModelForCausalLM.from_pretrained(path), tok
+    return runpy.run_path(str(EXAMPLE))
 
 
 def _make_env():
     from branchgym.algorithms.quickstart_task import make_lookup_env
 
     return make_lookup_env("train", reward="arpo_train")
-
-
-def _config(tmp_path, **kw):
-    from trl import GRPOConfig
-
-    base = dict(output_dir=str(tmp_path / "out"), use_cpu=True, per_device_train_batch_size=8, num_generations=4,
-                max_steps=2, max_completion_length=96, logging_steps=1, report_to="none", save_strategy="no",
-                learning_rate=1e-3, beta=0.0, seed=0)
-    return GRPOConfig(**{**base, **kw})
 
 
 def _check_row_masks(t) -> None:
@@ -61,27 +50,21 @@ def _check_row_masks(t) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["flat", "tree"])
-def test_grpo_trainer_runs_branchgym_rollouts(tmp_path, kind):
+def test_grpo_trainer_runs_branchgym_rollouts(tmp_path, kind, example):
     import torch
     from transformers import TrainerCallback
-    from trl import GRPOTrainer
 
-    from branchgym.algorithms.config import BranchConfig
-    from branchgym.algorithms.quickstart_task import lookup_tasks
-    from branchgym.integrations.trl import BranchgymRollout, env_reward, task_dataset
-
-    model, tok = _tiny()
-    rollout = BranchgymRollout(_make_env, branch=BranchConfig(n=4, initial=2) if kind == "tree" else None, seed=0)
+    model, tok = example["tiny_model"]()
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    trainer = example["rollout_trainer"](model, tok, str(tmp_path / "out"), tree=kind == "tree")
+    rollout = trainer.rollout_func
     seen = []
 
     class Record(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             seen.append((rollout.last_batch, trainer._buffered_inputs[0]))
 
-    before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    trainer = GRPOTrainer(model=model, reward_funcs=[env_reward], args=_config(tmp_path), processing_class=tok,
-                          train_dataset=task_dataset([t.id for t in lookup_tasks("train")[:8]]),
-                          rollout_func=rollout, callbacks=[Record()])
+    trainer.add_callback(Record())
     trainer.train()
 
     logs = [h for h in trainer.state.log_history if "rewards/env_reward/mean" in h]
@@ -132,3 +115,135 @@ def test_groups_must_be_whole_and_match_the_tree():
     r = BranchgymRollout(_make_env, branch=BranchConfig(n=8, initial=2))
     with pytest.raises(ConfigError, match="num_generations"):
         r._play(None, ["lookup-train-0000"], 4, None, 64)
+
+
+# A compact ChatML template with hermes-style tool calls: TRL's tool loop needs a template that
+# renders tool calls and tool messages and stays prefix-preserving; the tools block is one line,
+# so sequences stay short for a CPU test. TRL parses replies with its Qwen3 response template.
+TOOL_TEMPLATE = (
+    "{%- if tools %}<|im_start|>system\nTools:{% for t in tools %} {{ (t.function or t).name }}{% endfor %}"
+    "<|im_end|>\n{% endif %}"
+    "{%- for m in messages %}"
+    "{%- if m.role == 'assistant' %}<|im_start|>assistant\n{{ m.content }}"
+    "{%- for tc in m.tool_calls or [] %}<tool_call>\n{\"name\": \"{{ tc.function.name }}\", \"arguments\": "
+    "{{ tc.function.arguments | tojson }}}\n</tool_call>{% endfor %}<|im_end|>\n"
+    "{%- elif m.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ m.content }}\n</tool_response><|im_end|>\n"
+    "{%- else %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _teach_tool_calls(model, tok, env_cls, steps: int = 40) -> None:
+    """A few next-token steps on rendered tool-call chats (search, then answer or give up), so that the
+    tiny model makes well-formed calls; GRPO then sees tool turns and rewards that differ."""
+    import torch
+    from transformers.utils import get_json_schema
+
+    from branchgym.algorithms.quickstart_task import lookup_tasks
+
+    probe = env_cls()
+    tools = [get_json_schema(probe.search), get_json_schema(probe.answer)]
+    probe._close()
+
+    def call(name, args):
+        return {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": name, "arguments": args}}]}
+
+    chats = []
+    for i, t in enumerate(lookup_tasks("train")[:64]):
+        key, code = t.gold_path[0].argument, t.answers[0]
+        chat = [{"role": "user", "content": t.question}, call("search", {"query": key}),
+                {"role": "tool", "name": "search", "content": f"<result>\nPage 1: item #{key} code={code}.\n</result>"},
+                call("answer", {"answer": code}) if i % 2 == 0 else {"role": "assistant", "content": "I do not know."}]
+        chats.append(tok.apply_chat_template(chat, tools=tools, tokenize=True, return_dict=False))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(steps):
+        rows = [chats[i] for i in torch.randint(len(chats), (16,), generator=gen).tolist()]
+        width = max(map(len, rows))
+        x = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        loss = model(input_ids=x, attention_mask=mask, labels=x.masked_fill(mask == 0, -100)).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+@pytest.mark.slow
+def test_grpo_trainer_with_environment_factory(tmp_path, example):
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+    from trl.chat_template_utils import qwen3_template
+
+    from branchgym.algorithms.quickstart_task import lookup_tasks
+    from branchgym.integrations.trl import environment_class
+
+    model, tok = example["tiny_model"]()
+    tok.chat_template, tok.response_template = TOOL_TEMPLATE, qwen3_template
+    Env = environment_class(_make_env, name="LookupEnv")
+    assert sorted(n for n in vars(Env) if not n.startswith("_")) == ["search"]  # + inherited answer/reset/get_reward
+    scored, observations = [], []
+
+    class Recorded(Env):
+        def get_reward(self):
+            r = super().get_reward()
+            scored.append((self.task_id, list(self.episode), r))
+            return r
+
+        def _act(self, action):
+            obs = super()._act(action)
+            observations.append(obs)
+            return obs
+
+    _teach_tool_calls(model, tok, Env)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    buffered = []
+    tasks = [t.id for t in lookup_tasks("train")[:8]]
+    args = GRPOConfig(output_dir=str(tmp_path / "out"), use_cpu=True, per_device_train_batch_size=8, num_generations=4,
+                      max_steps=2, max_completion_length=128, learning_rate=1e-3, beta=0.0, logging_steps=1,
+                      report_to="none", save_strategy="no", seed=0)
+    trainer = GRPOTrainer(model=model, args=args, processing_class=tok, environment_factory=Recorded,
+                          train_dataset=Dataset.from_dict({"prompt": [[{"role": "user", "content": ""}]] * 8,
+                                                           "task_id": tasks}))
+
+    class Record(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            buffered.append(trainer._buffered_inputs[0])
+
+    trainer.add_callback(Record())
+    trainer.train()
+
+    logs = [h for h in trainer.state.log_history if "rewards/Recorded/mean" in h]
+    assert len(logs) == 2 and len(scored) == 16
+    for step, log in enumerate(logs):
+        got = [r for _, _, r in scored[8 * step : 8 * step + 8]]
+        assert log["rewards/Recorded/mean"] == pytest.approx(sum(got) / 8, abs=1e-6)
+    # each reward is the env's: replaying the episode's actions on a fresh env gives it again
+    for task_id, episode, reward in scored:
+        env = _make_env()
+        env.reset(options={"task_id": task_id})
+        assert sum(env.step(a)[1] for a, _ in episode) == reward
+        env.close()
+    assert sum(len(e) for _, e, _ in scored) > 0 and sum(h["tools/call_frequency"] for h in logs) > 0
+    # tool tokens are masked: every masked run is one tool response holding an env observation
+    for batch in buffered:
+        for i in range(len(batch["completion_ids"])):
+            n = int(batch["completion_mask"][i].sum())
+            ids, mask = batch["completion_ids"][i][:n].tolist(), batch["tool_mask"][i][:n].tolist()
+            runs, cur = [], []
+            for t, m in zip(ids, mask):
+                if m == 0:
+                    cur.append(t)
+                elif cur:
+                    runs.append(cur)
+                    cur = []
+            runs += [cur] if cur else []
+            model_text = tok.decode([t for t, m in zip(ids, mask) if m == 1])
+            assert "<tool_response>" not in model_text
+            for run in runs:
+                text = tok.decode(run)
+                assert "<tool_response>" in text and any(o and o in text for o in observations), text
+    assert any(not torch.equal(before[k], v) for k, v in model.named_parameters()), "no parameter changed"
