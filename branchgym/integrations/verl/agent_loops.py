@@ -228,7 +228,6 @@ class _BranchgymLoopBase(AgentLoopBase):
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         spec: SampleSpec | None = None
-        gen: ServerGenerator | None = None
         t0 = time.perf_counter()
         try:
             spec = SampleSpec.from_row(kwargs)
@@ -242,7 +241,7 @@ class _BranchgymLoopBase(AgentLoopBase):
             outputs = self._outputs(batch, spec, gen)
         except Exception as exc:  # this sample's failure, never the worker's
             logger.warning("branchgym agent loop: sample failed: %s: %s", type(exc).__name__, exc)
-            outputs = [self._error_output(kwargs, spec, gen, exc, time.perf_counter() - t0)]
+            outputs = [self._error_output(kwargs, spec, exc, time.perf_counter() - t0)]
         return outputs if self.tree else outputs[0]
 
     # -- the rollout (runs in a thread of the worker's pool) ------------------------------
@@ -285,7 +284,7 @@ class _BranchgymLoopBase(AgentLoopBase):
                 ents = traj.entropies[seg.start:seg.end]
                 seg_h.append(sum(ents) / len(ents) if ents else 0.0)
             extra = {
-                **self._ids_fields(spec, gen, error),
+                **self._ids_fields(spec, error),
                 "branchgym_reward": reward,
                 "branchgym_end_reason": traj.end_reason,
                 "branchgym_tool_calls": traj.num_tool_calls,
@@ -311,7 +310,7 @@ class _BranchgymLoopBase(AgentLoopBase):
             ))
         return out
 
-    def _ids_fields(self, spec: SampleSpec | None, gen: ServerGenerator | None, error: str | None) -> dict[str, Any]:
+    def _ids_fields(self, spec: SampleSpec | None, error: str | None) -> dict[str, Any]:
         return {
             "branchgym_error": error,
             "branchgym_env_id": None if spec is None else spec.env_id,
@@ -319,8 +318,8 @@ class _BranchgymLoopBase(AgentLoopBase):
             "branchgym_entropy_kind": ENTROPY_KINDS[self.settings.entropy],
         }
 
-    def _error_output(self, row: Mapping[str, Any], spec: SampleSpec | None, gen: ServerGenerator | None,
-                      exc: BaseException, seconds: float) -> AgentLoopOutput:
+    def _error_output(self, row: Mapping[str, Any], spec: SampleSpec | None, exc: BaseException,
+                      seconds: float) -> AgentLoopOutput:
         """A zero-weight row (mask all 0, reward 0) whose ``branchgym_error`` names the problem."""
         message = f"{type(exc).__name__}: {exc}"
         eos = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
@@ -337,7 +336,7 @@ class _BranchgymLoopBase(AgentLoopBase):
             except Exception:  # the error row still goes out, with a one-token prompt
                 prompt = [eos]
         extra = {
-            **self._ids_fields(spec, gen, message),
+            **self._ids_fields(spec, message),
             "branchgym_reward": 0.0, "branchgym_end_reason": "error", "branchgym_tool_calls": 0,
             "branchgym_segment_entropy": [], "branchgym_tree_id": uuid.uuid4().hex, "branchgym_row": 0,
             "branchgym_parent_row": -1, "branchgym_branch_point": 0, "branchgym_response_cut": 0,
