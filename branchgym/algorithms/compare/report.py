@@ -116,14 +116,17 @@ def collect(out: str | Path) -> dict[str, Any]:
             "complete": all(Job(s, a).done(out) for s in range(cfg.seeds) for a in ("sft", *cfg.algos))}
 
 
-def _on_grid(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> list[tuple[float, float]]:
-    """A run's (x, y) interpolated onto ``grid`` (points outside the run's x range left out), so
-    that runs whose steps end at different budgets can be averaged point by point."""
-    ok = ~np.isnan(y)
-    if ok.sum() == 0:
-        return []
-    yg = np.interp(grid, x[ok], y[ok], left=np.nan, right=np.nan)
-    return [(float(g), float(v)) for g, v in zip(grid, yg) if not np.isnan(v)]
+def _on_grid(runs: list[tuple[np.ndarray, np.ndarray]], n: int = 20) -> list[list[tuple[float, float]]]:
+    """Each run's (x, y) interpolated onto one grid over the x range all runs cover, so that runs
+    whose steps end at different budgets are averaged point by point (each run is a list of its
+    grid points; one run alone keeps its own steps)."""
+    runs = [(x[~np.isnan(y)], y[~np.isnan(y)]) for x, y in runs]
+    runs = [(x, y) for x, y in runs if len(x)]
+    if len(runs) < 2:
+        return [list(zip(x.tolist(), y.tolist())) for x, y in runs]
+    lo, hi = max(float(x[0]) for x, _ in runs), min(float(x[-1]) for x, _ in runs)
+    grid = np.linspace(lo, hi, n) if hi > lo else np.array([lo])
+    return [list(zip(grid.tolist(), np.interp(grid, x, y).tolist())) for x, y in runs]
 
 
 def _bar_plot(res: dict[str, Any], path: Path) -> Path:
@@ -166,7 +169,7 @@ def _plots(out: Path, res: dict[str, Any], runs: dict[str, dict[int, dict[str, A
     from branchgym.algorithms.plots import plot_bands
 
     cfg = res["config"]
-    kind, total = cfg["budget_kind"], cfg["budget"]
+    kind = cfg["budget_kind"]
     xlabel = f"budget spent ({UNITS[kind]})"
     curves, ent, rew = {}, {}, {}
     for algo in cfg["algos"]:
@@ -178,14 +181,13 @@ def _plots(out: Path, res: dict[str, Any], runs: dict[str, dict[int, dict[str, A
             for store, key in ((ent, "rollout/entropy_mean"), (rew, "rollout/reward_mean")):
                 vals = [row.get(key) for row in r["rows"]]
                 store.setdefault(algo, []).append((spent, np.array([np.nan if v is None else v for v in vals])))
-    fine = np.linspace(0.0, total, 41)[1:]
     plots = out / "plots"
     made = [
         plot_bands(curves, plots / "heldout_pass1.png", title="held-out pass@1 (T=1); band = min–max over seeds",
                    xlabel=xlabel, ylabel="pass@1", ylim=(0.0, 1.0)),
-        plot_bands({a: [_on_grid(x, y, fine) for x, y in r] for a, r in ent.items()}, plots / "entropy.png",
+        plot_bands({a: _on_grid(r) for a, r in ent.items()}, plots / "entropy.png",
                    title="token entropy of the training rollouts", xlabel=xlabel, ylabel="mean entropy (nats)"),
-        plot_bands({a: [_on_grid(x, y, fine) for x, y in r] for a, r in rew.items()}, plots / "train_reward.png",
+        plot_bands({a: _on_grid(r) for a, r in rew.items()}, plots / "train_reward.png",
                    title="training reward (rollout/reward_mean)", xlabel=xlabel, ylabel="reward"),
         _bar_plot(res, plots / "pass_at_k_and_cost.png"),
     ]

@@ -10,8 +10,8 @@ Layout under ``cfg.out``::
 
 A job's ``result.json`` is written atomically (temporary file, then rename) when the job has
 finished, and marks it done: a re-run skips it. A job killed before that leaves no result and
-starts over (its directory is cleared). Jobs run in order (seed by seed), ``cfg.parallel`` at a
-time in separate processes; an RL job waits for its seed's SFT.
+starts over (its directory is cleared). Jobs run seed by seed; with ``cfg.parallel`` > 1 they
+run that many at a time in separate processes, SFTs first (an RL job waits for its seed's SFT).
 """
 
 from __future__ import annotations
@@ -250,7 +250,9 @@ def _run_parallel(cfg: CompareConfig, cfg_dict: dict[str, Any], todo: list[Job],
     with ProcessPoolExecutor(max_workers=cfg.parallel, mp_context=mp.get_context("spawn")) as pool:
         while pending or running:
             while len(running) < cfg.parallel:
-                ready = [j for j in pending if j.algo == "sft" or Job(j.seed, "sft").done(out)]
+                # an SFT unlocks a seed's RL jobs, so SFTs go first: no slot idles waiting for one
+                ready = [j for j in pending if j.algo == "sft"] or \
+                    [j for j in pending if Job(j.seed, "sft").done(out)]
                 if not ready:
                     break
                 job = ready[0]
