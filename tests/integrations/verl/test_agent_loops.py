@@ -210,3 +210,24 @@ def test_a_row_of_branchgym_verl_data_plays(make_loop, server_factory) -> None:
     assert out.extra_fields["branchgym_error"] is None, out.extra_fields["branchgym_error"]
     assert out.extra_fields["branchgym_task_id"] == row["extra_info"]["task_id"]
     assert out.extra_fields["branchgym_tool_calls"] == 1
+
+
+def test_topk_entropy_from_a_replica_that_returns_top_logprobs(make_loop, server_factory) -> None:
+    """entropy='topk' with a replica that returns top-k log-probs: the tokens' entropies are ARPO's
+    truncated top-k entropies of the model's own distribution; the tree branches on them."""
+    from branchgym.agents.entropy import topk_position_entropy
+
+    server = server_factory(script=FirstCallScript("<search>item 7</search>"), topk_replica=True)
+    loop = make_loop("branchgym", server, entropy="topk", topk=5, max_new_tokens=8, max_response_tokens=32)
+    out = _run(loop, _row(LOOKUP, "lookup-smoke-0000", {"split": "smoke"}))
+    ef = out.extra_fields
+    assert ef["branchgym_error"] is None, ef["branchgym_error"]
+    assert ef["branchgym_entropy_kind"] == "topk" and server.requests[0]["extra_args"] == {"top_logprobs": 5}
+    first = server.returned[0]
+    top = server.top_logprobs(out.prompt_ids, first, 5)
+    want = sum(topk_position_entropy(pos) for pos in top) / len(top)
+    assert ef["branchgym_segment_entropy"][0] == pytest.approx(want)
+    tree = _run(make_loop("branchgym_tree", server_factory(topk_replica=True), entropy="topk", topk=5,
+                          max_new_tokens=8, max_response_tokens=32, branch={"n": 3, "initial": 2}),
+                _row(LOOKUP, "lookup-smoke-0000", {"split": "smoke"}, agent="branchgym_tree"))
+    assert len(tree) == 3 and all(o.extra_fields["branchgym_error"] is None for o in tree)

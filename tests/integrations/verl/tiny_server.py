@@ -46,10 +46,11 @@ class TinyServerManager:
     """verl's server-client interface over the tiny model (picklable: the model loads lazily)."""
 
     def __init__(self, model_dir: str | Path, *, seed: int = 0,
-                 script: Callable[[str], str | None] | None = None) -> None:
+                 script: Callable[[str], str | None] | None = None, topk_replica: bool = False) -> None:
         self.model_dir = str(model_dir)
         self.seed = seed
         self.script = script
+        self.topk_replica = topk_replica
         self.returned: list[list[int]] = []  # every TokenOutput's ids, in order
         self.requests: list[dict[str, Any]] = []
         self._policy = None
@@ -72,6 +73,22 @@ class TinyServerManager:
         with torch.no_grad():
             logp, _ = self.policy.forward_logprobs(torch.tensor([prompt_ids + ids]), with_entropy=False)
         return [float(x) for x in logp[0, len(prompt_ids):]]
+
+    def top_logprobs(self, prompt_ids: list[int], ids: list[int], k: int) -> list[dict[int, float]]:
+        """Per generated position, the model's k most likely tokens and the sampled one (T = 1)."""
+        import torch
+
+        with torch.no_grad():
+            logits = self.policy.model(torch.tensor([prompt_ids + ids])).logits[0].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        out = []
+        for t, tok in enumerate(ids):
+            row = logp[len(prompt_ids) + t - 1]
+            top = torch.topk(row, k)
+            d = {int(i): float(v) for v, i in zip(top.values, top.indices)}
+            d.setdefault(int(tok), float(row[tok]))
+            out.append(d)
+        return out
 
     async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params: dict[str, Any],
                        **kwargs: Any) -> Any:
@@ -96,7 +113,11 @@ class TinyServerManager:
             [c] = await self.policy.agenerate([prompt_ids], params)
             ids, logprobs = list(c.token_ids), list(c.logprobs)
         self.returned.append(list(ids))
-        return TokenOutput(token_ids=ids, log_probs=logprobs, stop_reason="completed")
+        extra = {}
+        k = (sampling_params.get("extra_args") or {}).get("top_logprobs")
+        if k and self.topk_replica:  # a replica that returns top-k log-probs (verl's stock vLLM replica does not)
+            extra["top_logprobs"] = self.top_logprobs(prompt_ids, ids, int(k))
+        return TokenOutput(token_ids=ids, log_probs=logprobs, stop_reason="completed", extra_fields=extra)
 
 
 class CodeScript:
