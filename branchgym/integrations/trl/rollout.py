@@ -23,7 +23,8 @@ batch (``per_device_train_batch_size × steps_per_generation``) must be a multip
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from branchgym.errors import ConfigError
@@ -99,6 +100,33 @@ class TrainerGenerator:
                                     seed=self.seed + t.accelerator.process_index)
             self._model = model
         return self._policy
+
+
+@contextlib.contextmanager
+def _vllm_awake(trainer: Any) -> Iterator[None]:
+    """TRL's colocated engine, awake for the rollout when it sleeps between generations (TRL's own
+    ``generate`` does the same: weights pushed if they were dropped, KV cache woken, then level-2 sleep)."""
+    gen = trainer.vllm_generation
+    if trainer.vllm_mode != "colocate":
+        yield
+        return
+    if getattr(gen, "tensor_parallel_size", 1) > 1:
+        raise ConfigError(
+            f"vllm_tensor_parallel_size={gen.tensor_parallel_size}: the ranks of a tensor-parallel group must send "
+            "vLLM identical prompts, but each rank plays its own episodes; use vllm_tensor_parallel_size=1 or "
+            "vllm_mode='server'."
+        )
+    if not getattr(gen, "enable_sleep_mode", False):
+        yield
+        return
+    if getattr(gen, "_llm_weights_sleeping", False):
+        gen.sync_weights()
+    gen.llm.wake_up(tags=["kv_cache"])
+    try:
+        yield
+    finally:
+        gen.llm.sleep(level=2)
+        gen._llm_weights_sleeping = True
 
 
 def _vllm_policy(trainer: Any) -> Any:
@@ -195,7 +223,8 @@ class BranchgymRollout:
         budget = self.max_response_tokens or trainer.max_completion_length
         gen = self._generators.setdefault(id(trainer), TrainerGenerator(trainer, seed=self.seed))
         if getattr(trainer, "use_vllm", False):
-            batch = self._play(gen.bind(None), task_ids, g, params, budget)
+            with _vllm_awake(trainer):
+                batch = self._play(gen.bind(None), task_ids, g, params, budget)
         else:
             from trl.models import unwrap_model_for_generation
 
