@@ -231,3 +231,36 @@ def test_topk_entropy_from_a_replica_that_returns_top_logprobs(make_loop, server
                           max_new_tokens=8, max_response_tokens=32, branch={"n": 3, "initial": 2}),
                 _row(LOOKUP, "lookup-smoke-0000", {"split": "smoke"}, agent="branchgym_tree"))
     assert len(tree) == 3 and all(o.extra_fields["branchgym_error"] is None for o in tree)
+
+
+def test_env_steps_run_off_the_event_loop(make_loop, server_factory) -> None:
+    """While a sample's env step blocks (a slow tool), the worker's event loop keeps running:
+    a heartbeat coroutine ticks inside the step's time span."""
+    import time
+
+    import tiny_server
+
+    tiny_server.STEP_SPANS.clear()
+    ticks: list[float] = []
+    server = server_factory(script=FirstCallScript("<search>item 7</search>"))
+    loop = make_loop("branchgym", server, max_new_tokens=4, max_response_tokens=24)
+
+    async def go():
+        done = asyncio.Event()
+
+        async def heartbeat():
+            while not done.is_set():
+                ticks.append(time.perf_counter())
+                await asyncio.sleep(0.005)
+
+        beat = asyncio.create_task(heartbeat())
+        out = await loop.run(dict(SAMPLING), **_row("tiny_server:make_slow_env", "lookup-smoke-0000",
+                                                    {"split": "smoke", "seconds": 0.3}))
+        done.set()
+        await beat
+        return out
+
+    out = asyncio.run(go())
+    assert out.extra_fields["branchgym_error"] is None and out.extra_fields["branchgym_tool_calls"] == 1
+    [(start, end)] = tiny_server.STEP_SPANS
+    assert any(start < t < end for t in ticks), "the event loop was blocked during the env step"

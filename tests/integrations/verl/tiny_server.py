@@ -163,3 +163,26 @@ def make_raising_env(**kwargs: Any) -> Any:
             raise RuntimeError("search backend is down")
 
     return Down(make_lookup_env(**kwargs))
+
+
+STEP_SPANS: list[tuple[float, float]] = []
+"""(start, end) perf_counter times of every step of :func:`make_slow_env` envs in this process."""
+
+
+def make_slow_env(seconds: float = 0.3, **kwargs: Any) -> Any:
+    """The lookup env whose ``step`` takes ``seconds`` (a slow tool), recording when it ran."""
+    import time
+
+    import gymnasium as gym
+
+    from branchgym.algorithms.quickstart_task import make_lookup_env
+
+    class Slow(gym.Wrapper):
+        def step(self, action: str) -> Any:
+            t0 = time.perf_counter()
+            time.sleep(seconds)
+            out = self.env.step(action)
+            STEP_SPANS.append((t0, time.perf_counter()))
+            return out
+
+    return Slow(make_lookup_env(**kwargs))
