@@ -5,6 +5,7 @@
 - Malformed frames get error replies; the socket and the server stay usable.
 - The task API lists the env's splits; an unknown task is a clear error.
 - Clone over the wire: the copy's sandbox holds the parent's state, then both go their own way.
+- ``--max-sessions`` counts parked clones; a clone token works once and expires.
 - SIGTERM closes every session and leaves no sandbox container behind.
 """
 
@@ -204,27 +205,37 @@ def test_clone_over_the_wire_forks_the_sandbox_on_the_server(code_server) -> Non
     assert after["sandbox_busy_hosts"] == base["sandbox_busy_hosts"]
 
 
-def test_a_clone_token_works_once() -> None:
-    """Also: a parked clone nobody adopts is closed after --clone-ttl (search env, no sandbox)."""
+def test_max_sessions_and_one_time_clone_tokens() -> None:
+    """--max-sessions counts parked clones; a token works once; an unadopted one expires
+    (search env, no sandbox, --clone-ttl 1)."""
     from websockets.sync.client import connect
 
     from openenv_server import start_server
 
-    server = start_server("WebSearch-Offline-v0", "split=smoke", extra=("--clone-ttl", "1"))
+    server = start_server("WebSearch-Offline-v0", "split=smoke", max_sessions=2,
+                          extra=("--clone-ttl", "1"))
+
+    def ask(ws, frame: dict) -> dict:
+        ws.send(json.dumps(frame))
+        return json.loads(ws.recv(timeout=60))
+
     try:
         with connect(server.ws_url) as ws:
-            ws.send(json.dumps({"type": "reset", "data": {"index": 0}}))
-            ws.recv(timeout=60)
-            ws.send(json.dumps({"type": "clone"}))
-            token = json.loads(ws.recv(timeout=60))["data"]["clone_id"]
+            ask(ws, {"type": "reset", "data": {"index": 0}})
+            token = ask(ws, {"type": "clone"})["data"]["clone_id"]
+            full = ask(ws, {"type": "clone"})  # 1 session + 1 parked clone = the cap
+            assert full["type"] == "error" and full["data"]["code"] == "CAPACITY_REACHED"
+            assert full["data"]["error_type"] == "SandboxError"
             with connect(f"{server.ws_url}?clone={token}") as twin:
-                twin.send(json.dumps({"type": "state"}))
-                assert json.loads(twin.recv(timeout=60))["data"]["task_id"]
+                assert ask(twin, {"type": "state"})["data"]["task_id"]
                 with connect(f"{server.ws_url}?clone={token}") as again:
                     reply = json.loads(again.recv(timeout=60))
                     assert reply["type"] == "error" and "already used" in reply["data"]["message"]
-            ws.send(json.dumps({"type": "clone"}))
-            json.loads(ws.recv(timeout=60))
+                with connect(server.ws_url) as third:  # a plain session over the cap
+                    reply = json.loads(third.recv(timeout=60))
+                    assert reply["data"]["code"] == "CAPACITY_REACHED"
+            assert server.wait_stats(lambda s: s["sessions"] == 1)["sessions"] == 1
+            assert ask(ws, {"type": "clone"})["type"] == "clone"
             assert server.stats()["parked_clones"] == 1
             assert server.wait_stats(lambda s: s["parked_clones"] == 0, timeout=30)[
                 "parked_clones"] == 0
