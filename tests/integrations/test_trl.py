@@ -91,6 +91,9 @@ def test_grpo_trainer_runs_branchgym_rollouts(tmp_path, kind, example):
         tool_calls += batch.tool_calls
         clones += batch.counts.get("clones", 0)
     assert tool_calls > 0, "no tool call in the run: the masks were not exercised"
+    from branchgym.agents.policy import TokenGenerator
+
+    assert rollout._generators and all(isinstance(g, TokenGenerator) for g in rollout._generators.values())
     if kind == "tree":
         assert clones > 0, "the tree never branched"
     assert any(not torch.equal(before[k], v) for k, v in model.named_parameters()), "no parameter changed"

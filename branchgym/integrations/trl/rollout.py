@@ -70,7 +70,7 @@ def env_reward(completions: list[Any], env_reward: list[float] | None = None, **
 
 
 class TrainerGenerator:
-    """The trainer's model as a :class:`~branchgym.agents.policy.TokenGenerator`.
+    """The trainer's model as a :class:`~branchgym.agents.policy.TokenGenerator` (after :meth:`bind`).
 
     Without vLLM it is :class:`~branchgym.agents.hf.HFPolicy` over the unwrapped trainer model
     (exact log-probs and entropies from the logits; the model is put back in training mode
@@ -86,20 +86,46 @@ class TrainerGenerator:
         self._policy: Any = None
         self._model: Any = None
 
-    def bind(self, model: Any) -> Any:
-        """The generator for this call; ``model`` is the unwrapped trainer model (HF path)."""
+    def bind(self, model: Any = None) -> TrainerGenerator:
+        """Generate with ``model``, the unwrapped trainer model (ignored with vLLM); returns self."""
         t = self.trainer
         if getattr(t, "use_vllm", False):
             if self._policy is None:
                 self._policy = _vllm_policy(t)
-            return self._policy
-        if self._policy is None or self._model is not model:
+        elif self._policy is None or self._model is not model:
             from branchgym.agents.hf import HFPolicy
 
+            if model is None:
+                raise ConfigError("TrainerGenerator.bind(model) needs the unwrapped trainer model (no vLLM here).")
             self._policy = HFPolicy(model, t.processing_class, device=str(t.accelerator.device),
                                     seed=self.seed + t.accelerator.process_index)
             self._model = model
+        return self
+
+    @property
+    def policy(self) -> Any:
+        if self._policy is None:
+            raise ConfigError("TrainerGenerator is not bound to a model yet; call bind(model) first.")
         return self._policy
+
+    # -- TokenGenerator -------------------------------------------------------------------------
+
+    def generate(self, prompts: list[list[int]], params: Any) -> list[Any]:
+        """Continue every prompt (exact ids in, exact ids out; docs/rollout.md)."""
+        return self.policy.generate(prompts, params)
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.policy.encode_chat(messages)
+
+    def encode(self, text: str) -> list[int]:
+        return self.policy.encode(text)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.policy.decode(ids)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.policy.vocab_size
 
 
 @contextlib.contextmanager
@@ -224,7 +250,7 @@ class BranchgymRollout:
         gen = self._generators.setdefault(id(trainer), TrainerGenerator(trainer, seed=self.seed))
         if getattr(trainer, "use_vllm", False):
             with _vllm_awake(trainer):
-                batch = self._play(gen.bind(None), task_ids, g, params, budget)
+                batch = self._play(gen.bind(), task_ids, g, params, budget)
         else:
             from trl.models import unwrap_model_for_generation
 
