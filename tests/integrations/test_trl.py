@@ -176,12 +176,9 @@ def _teach_tool_calls(model, tok, env_cls, steps: int = 40) -> None:
 @pytest.mark.slow
 def test_grpo_trainer_with_environment_factory(tmp_path, example):
     import torch
-    from datasets import Dataset
     from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
     from trl.chat_template_utils import qwen3_template
 
-    from branchgym.algorithms.quickstart_task import lookup_tasks
     from branchgym.integrations.trl import environment_class
 
     model, tok = example["tiny_model"]()
@@ -204,13 +201,7 @@ def test_grpo_trainer_with_environment_factory(tmp_path, example):
     _teach_tool_calls(model, tok, Env)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     buffered = []
-    tasks = [t.id for t in lookup_tasks("train")[:8]]
-    args = GRPOConfig(output_dir=str(tmp_path / "out"), use_cpu=True, per_device_train_batch_size=8, num_generations=4,
-                      max_steps=2, max_completion_length=128, learning_rate=1e-3, beta=0.0, logging_steps=1,
-                      report_to="none", save_strategy="no", seed=0)
-    trainer = GRPOTrainer(model=model, args=args, processing_class=tok, environment_factory=Recorded,
-                          train_dataset=Dataset.from_dict({"prompt": [[{"role": "user", "content": ""}]] * 8,
-                                                           "task_id": tasks}))
+    trainer = example["environment_trainer"](model, tok, str(tmp_path / "out"), env_class=Recorded)
 
     class Record(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
