@@ -241,3 +241,32 @@ def test_grpo_trainer_with_environment_factory(tmp_path, example):
                 text = tok.decode(run)
                 assert "<tool_response>" in text and any(o and o in text for o in observations), text
     assert any(not torch.equal(before[k], v) for k, v in model.named_parameters()), "no parameter changed"
+
+
+def test_environment_class_tools_schema_and_episode():
+    import gymnasium as gym
+    from transformers.utils import get_json_schema
+
+    from branchgym.algorithms.quickstart_task import lookup_tasks
+    from branchgym.errors import ConfigError
+    from branchgym.integrations.trl import ToolEnvironment, environment_class
+
+    Env = environment_class(lambda: gym.make("DeepResearch-Offline-v0", split="train", sandbox="local"), name="Deep")
+    assert issubclass(Env, ToolEnvironment) and Env.__name__ == "Deep"
+    schemas = {n: get_json_schema(getattr(Env, n))["function"] for n in ("search", "browse", "python", "answer")}
+    assert {n: list(s["parameters"]["properties"]) for n, s in schemas.items()} == {
+        "search": ["query"], "browse": ["url"], "python": ["code"], "answer": ["answer"]}
+    assert all(s["description"] and s["parameters"]["required"] for s in schemas.values())
+
+    from branchgym.algorithms.quickstart_task import make_lookup_env
+
+    task = lookup_tasks("smoke")[0]
+    env = environment_class(lambda: make_lookup_env("smoke", reward="f1"))()
+    assert task.question in env.reset(task_id=task.id)
+    assert f"={task.answers[0]}" in env.search(task.gold_path[0].argument)
+    env.answer(task.answers[0])
+    assert env.get_reward() == 1.0 and [a for a, _ in env.episode][0] == f"<search>{task.gold_path[0].argument}</search>"
+    assert "over" in env.search(query="again")  # no calls after the answer
+    env._close()
+    with pytest.raises(ConfigError, match="not a branchgym ToolEnv"):
+        environment_class(lambda: gym.make("CartPole-v1"))
