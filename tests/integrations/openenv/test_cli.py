@@ -56,3 +56,11 @@ def test_env_kwargs_parse_json_or_strings() -> None:
         "split": "test", "max_turns": 8, "tools": ["python"], "x": "a=b"}
     with pytest.raises(ConfigError, match="not KEY=VALUE"):
         parse_env_kwargs(["=3"])
+
+
+@pytest.mark.openenv
+def test_a_bad_env_id_or_kwarg_fails_before_serving() -> None:
+    r = _cli("serve", "NoSuch-v0", "--port", "8124", hide_openenv=False)
+    assert r.returncode == 2 and "NoSuch" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("serve", "WebSearch-Offline-v0", "--port", "8124", "max_turns=0", hide_openenv=False)
+    assert r.returncode == 2 and "max_turns=0 must be an int >= 1" in r.stderr
