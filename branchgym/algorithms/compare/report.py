@@ -110,8 +110,14 @@ def collect(out: str | Path) -> dict[str, Any]:
     sessions = json.loads((out / "sessions.json").read_text()) if (out / "sessions.json").is_file() else []
     for s in summary.values():
         s.pop("grid")
+    from datetime import datetime
+
+    ends = [r["finished"] for rs in runs.values() for r in rs.values()]
+    span = (datetime.fromisoformat(max(ends)) - datetime.fromisoformat(sessions[0]["started"])).total_seconds() \
+        if sessions and ends else 0.0
     return {"config": cfg.to_dict(), "reference": ref, "k_values": list(cfg.k_values), "summary": summary,
-            "differences": diffs, "wall_seconds": sum(x["seconds"] for x in sessions), "sessions": sessions,
+            "differences": diffs, "wall_seconds": sum(x["seconds"] for x in sessions), "span_seconds": span,
+            "sessions": sessions,
             "curves": {a: {s: r["curve"] for s, r in rs.items()} for a, rs in runs.items()},
             "complete": all(Job(s, a).done(out) for s in range(cfg.seeds) for a in ("sft", *cfg.algos))}
 

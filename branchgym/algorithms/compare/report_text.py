@@ -47,9 +47,10 @@ def report_lines(res: dict[str, Any], plots: list[str]) -> list[str]:
         f"(G of flat presets, n of tree presets), lr {cfg['lr']:g}, ≤{cfg['max_new_tokens']} tokens per segment, "
         f"≤{cfg['max_response_tokens']} response tokens, ≤{cfg['call_limit']} tool calls; "
         "everything else is each preset's own (`branchgym train --help`).",
-        f"Wall time of the whole comparison: {res['wall_seconds'] / 60:.1f} min over {len(res['sessions'])} "
-        f"invocation(s) (parallel {cfg['parallel']})." + ("" if res["complete"] else
-                                                          " **Incomplete: some jobs have not run yet.**"),
+        f"Wall time of the whole comparison: {res['span_seconds'] / 60:.1f} min from the first start to the last "
+        f"job's end; {res['wall_seconds'] / 60:.1f} min within {len(res['sessions'])} invocation(s) "
+        f"(parallel {cfg['parallel']}; an invocation killed mid-job counts up to its last finished job)."
+        + ("" if res["complete"] else " **Incomplete: some jobs have not run yet.**"),
         "",
         f"## Final held-out results ({cfg['eval_tasks']} tasks × {cfg['eval_samples']} samples at T = 1, per seed)",
         "",
