@@ -7,6 +7,7 @@ it without openenv says how to install it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from typing import Any
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="seconds a clone waits for its WebSocket before it is closed (default 120)")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     p.add_argument("--build-image", action="store_true",
-                   help="build the server's Docker image offline (see docs/integrations/openenv.md)")
+                   help="build the server's Docker image offline "
+                        "(see docs/integrations/openenv.md)")
     p.add_argument("--force", action="store_true", help="with --build-image: rebuild")
     p.add_argument("--print-tag", action="store_true", help="with --build-image: print the tag")
     p.set_defaults(func=_serve)
@@ -100,9 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     kwargs = parse_env_kwargs(args.env_kwargs)
     from branchgym.integrations.openenv import OPENENV_MISSING
 
-    try:
-        import openenv  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("openenv") is None:
         print(f"branchgym serve: error: {OPENENV_MISSING}", file=sys.stderr)
         return 2
     from branchgym.integrations.openenv.server import serve

@@ -152,7 +152,8 @@ class BranchEnvironment(Environment[BranchAction, BranchObservation, BranchState
             env.close()
             raise
         task = info.get("task") or {}
-        self._state = BranchState(env_id=self.config.env_id, episode_id=episode_id or str(uuid.uuid4()),
+        self._state = BranchState(env_id=self.config.env_id,
+                                  episode_id=episode_id or str(uuid.uuid4()),
                                   task_id=task.get("id"), turn=0, step_count=0, done=False)
         proto = getattr(env.unwrapped, "protocol", None)
         meta = {"stop_strings": list(getattr(proto, "stop_strings", ()) or ())}
@@ -179,8 +180,9 @@ class BranchEnvironment(Environment[BranchAction, BranchObservation, BranchState
     def get_metadata(self) -> EnvironmentMetadata:
         return EnvironmentMetadata(
             name=self.config.env_id,
-            description=f"branchgym env {self.config.env_id} (kwargs {dict(self.config.env_kwargs)}); "
-                        "actions are {'text': ...}, sessions can be cloned (branchgym extension)",
+            description=f"branchgym env {self.config.env_id} "
+                        f"(kwargs {dict(self.config.env_kwargs)}); actions are {{'text': ...}}, "
+                        "sessions can be cloned (branchgym extension)",
             version="0")
 
     # -- clone over the wire -------------------------------------------------------------------

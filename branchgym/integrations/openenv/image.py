@@ -183,5 +183,6 @@ def _remove_older(keep: str, log: Callable[[str], None]) -> None:
                          capture_output=True, text=True, timeout=60).stdout
     for old in out.split():
         if old != keep and not old.endswith(":<none>"):
-            if subprocess.run(["docker", "rmi", old], capture_output=True, timeout=120).returncode == 0:
+            r = subprocess.run(["docker", "rmi", old], capture_output=True, timeout=120)
+            if r.returncode == 0:
                 log(f"removed the older {old}")

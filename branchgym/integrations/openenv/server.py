@@ -104,7 +104,7 @@ class BranchEnvServer(HTTPEnvServer):
         self._parked_lock = threading.Lock()
         self._sweeper: asyncio.Task[None] | None = None
 
-    # -- sessions ------------------------------------------------------------------------------------
+    # -- sessions ----------------------------------------------------------------------------
     async def _create_session(self) -> tuple[str, Any]:
         conn = _CONNECTION.get()
         parked = None
@@ -131,7 +131,8 @@ class BranchEnvServer(HTTPEnvServer):
     async def clone_session(self, conn: _Connection) -> dict[str, Any]:
         """Fork ``conn``'s env and park it; the reply frame (or an error frame)."""
         if conn.session_id is None or conn.env is None:
-            return _error("clone needs an open session on this WebSocket", WSErrorCode.SESSION_ERROR)
+            return _error("clone needs an open session on this WebSocket",
+                          WSErrorCode.SESSION_ERROR)
         with self._parked_lock:
             busy = len(self._sessions) + len(self._parked)
         if busy >= self._max_concurrent_envs:
@@ -178,7 +179,8 @@ class BranchEnvServer(HTTPEnvServer):
         from branchgym.sandbox import factory
 
         envs = live_environments()
-        busy = sum(p.stats()["busy"] for p in list(factory._DEFAULT_POOLS.values()) if not p._closed)
+        pools = [p for p in list(factory._DEFAULT_POOLS.values()) if not p._closed]
+        busy = sum(p.stats()["busy"] for p in pools)
         with self._parked_lock:
             parked = len(self._parked)
         return {"env_id": self.config.env_id, "sessions": len(self._sessions),

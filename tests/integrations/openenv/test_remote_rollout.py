@@ -34,8 +34,8 @@ class StatefulPython:
     vocab_size = property(lambda self: len(self.tok.get_vocab()))
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        return list(self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                 return_dict=False))
+        return list(self.tok.apply_chat_template(messages, add_generation_prompt=True,
+                                                 tokenize=True, return_dict=False))
 
     def encode(self, text: str) -> list[int]:
         return list(self.tok.encode(text, add_special_tokens=False))

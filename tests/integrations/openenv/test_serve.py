@@ -185,7 +185,8 @@ def test_clone_over_the_wire_forks_the_sandbox_on_the_server(code_server) -> Non
             mine = child.step("<python>print(x, open('f.txt').read())</python>").observation
             theirs = parent.step("<python>print(x, open('f.txt').read())</python>").observation
             assert _result(mine.text) == "5 a" and _result(theirs.text) == "6 ap"
-            assert mine.info["tool_calls"]["python"] == 2 and theirs.info["tool_calls"]["python"] == 3
+            assert mine.info["tool_calls"]["python"] == 2
+            assert theirs.info["tool_calls"]["python"] == 3
             assert child.state().step_count == parent.state().step_count - 1
             grandchild = child.clone()  # a clone of a clone
             grandchild.step("<python>x = 100</python>")
