@@ -21,7 +21,8 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -222,7 +223,32 @@ def run_compare(cfg: CompareConfig, *, log: Callable[[str], None] | None = None)
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_manifest(cfg, out)
+    with _exclusive(out):
+        _check_manifest(cfg, out)
+        _run_jobs(cfg, out, log)
+    return write_report(out)
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold ``out/compare.lock`` (an flock, released by the kernel even on SIGKILL): two
+    comparisons in one directory would clear each other's unfinished jobs."""
+    import fcntl
+
+    with (out / "compare.lock").open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise ConfigError(f"another `branchgym compare` is running in {out} (pid {f.read().strip() or '?'}); "
+                              "wait for it to finish or use another --out.") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
+def _run_jobs(cfg: CompareConfig, out: Path, log: Callable[[str], None]) -> None:
     sessions = _Sessions(out)
     jobs = plan(cfg)
     todo = [j for j in jobs if not j.done(out)]
@@ -237,7 +263,6 @@ def run_compare(cfg: CompareConfig, *, log: Callable[[str], None] | None = None)
             log(f"compare: {job.name} done in {time.monotonic() - t0:.0f} s")
     else:
         _run_parallel(cfg, cfg_dict, todo, out, sessions, log)
-    return write_report(out)
 
 
 def _run_parallel(cfg: CompareConfig, cfg_dict: dict[str, Any], todo: list[Job], out: Path, sessions: _Sessions,
