@@ -31,3 +31,15 @@ def hf_policy(tiny_path):
     from branchgym.agents.hf import HFPolicy
 
     return HFPolicy(tiny_path, device="cpu", seed=0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _user_tools_stay_in_their_module():
+    """Modules here register the README's ``calculator`` tool; the registry is process-wide, so
+    it is removed again after the module, and the rest of the suite sees only what it registers."""
+    from branchgym.envs import TOOLS
+
+    before = set(TOOLS)
+    yield
+    for name in set(TOOLS) - before:
+        TOOLS.unregister(name)
