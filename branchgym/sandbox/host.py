@@ -219,6 +219,12 @@ class ServerHost(abc.ABC):
         ctl, self._ctl = self._ctl, None
         if ctl is not None:
             try:
+                # shutdown first: it also wakes a request blocked in recv on another thread (the
+                # pool's reset threads), which a bare close() of the fd would leave waiting.
+                ctl.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
                 ctl.close()  # the server sees EOF, kills its workers and exits
             except OSError:
                 pass

@@ -54,6 +54,31 @@ def test_released_hosts_are_reused_by_a_group_that_resets_every_round():
         assert pool.stats()["started_total"] <= 5  # 4 at once + the warm spare
 
 
+def test_concurrent_short_episodes_reuse_their_hosts_every_round():
+    # An RL worker's round: n episodes start at once, each runs a call and closes, so they are
+    # never all busy at one instant. The pool counts the callers still waiting for a host, keeps
+    # that many reset hosts, so the rounds together start no more than n servers and the warm
+    # spare (before: ~3 new hosts every round).
+    import threading
+
+    n = 4
+    with SandboxPool("local", SandboxLimits(), warm=1) as pool:
+        def episode(barrier):
+            barrier.wait()
+            s = pool.acquire()
+            assert s.run("1 + 1").stdout == "2\n"
+            s.close()
+
+        for _ in range(5):
+            barrier = threading.Barrier(n, timeout=30)
+            threads = [threading.Thread(target=episode, args=(barrier,)) for _ in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        assert pool.stats()["started_total"] <= n + 1
+
+
 def test_callers_of_a_cold_pool_start_their_hosts_in_parallel():
     # The first round of a rollout asks for many sessions at once. Each start waits here until
     # a second start has begun: starts made one after another would break the barrier.
