@@ -12,7 +12,11 @@ rollouts of the trainer and the benchmarks, ``branchgym eval`` with an LLM polic
    (:class:`ToolExecutor`), and applies their results in episode order, so the trajectories equal
    those of a sequential loop; an exception in one ``step`` ends that episode only
    (``end_reason == "env_error"``);
-4. appends each observation's own token ids (loss mask 0; text is never re-tokenised).
+4. appends each observation's own token ids (loss mask 0; text is never re-tokenised). An
+   observation that would leave no room in the response budget for another model token ends the
+   episode instead (``end_reason == "response_budget"``, the observation kept in ``steps`` but
+   not in the tokens), so a response never exceeds ``max_response_tokens`` (verl's and TRL's
+   fixed response length).
 
 Exact token ids throughout: the prompt comes from the chat template over
 ``info["messages"]``; decoded text is only ever sent to the env. A segment cut by the token limit
@@ -198,8 +202,13 @@ class LiveEpisode:
         t.reward += float(reward)
         t.info = dict(info)
         span = (len(t.response_ids), len(t.response_ids))
+        overflow = False  # the observation leaves no room for a reply: the budget ends here
         if not (terminated or truncated) and obs:
-            span = t.append_env(generator.encode(obs), obs)
+            ids = generator.encode(obs)
+            if len(ids) >= self.budget_left:
+                overflow = True  # not appended: the response stays within max_response_tokens
+            else:
+                span = t.append_env(ids, obs)
         t.steps.append(Step(seg_i, action, obs, span, float(reward), bool(terminated), bool(truncated),
                             bool(info.get("invalid_action", False))))
         # A tool call is a stop that the env executed and answered (not an answer, not refused).
@@ -212,7 +221,7 @@ class LiveEpisode:
         elif seg.finish_reason == "eos" and not self.each_call_is_a_turn:
             # The model ended its turn without finishing the task: nothing more will come.
             t.truncated, t.end_reason = True, "eos_without_answer"
-        elif self.budget_left <= 0:
+        elif overflow or self.budget_left <= 0:
             t.truncated, t.end_reason = True, "response_budget"
 
     def fail_step(self, action: str, error: BaseException) -> None:

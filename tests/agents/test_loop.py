@@ -81,7 +81,27 @@ def test_run_episode_is_reproducible_with_a_seed(hf_policy):
     a = run_episode(ToyToolEnv(), hf_policy, PARAMS.replace(seed=5), max_response_tokens=200)
     b = run_episode(ToyToolEnv(), hf_policy, PARAMS.replace(seed=5), max_response_tokens=200)
     assert a.token_ids == b.token_ids and a.loss_mask == b.loss_mask
-    assert len(a.response_ids) <= 200 + 64  # budget checked between segments/observations
+    assert len(a.response_ids) <= 200
+
+
+def test_an_observation_that_leaves_no_room_ends_the_episode_within_the_budget(hf_policy):
+    # A tool result longer than what is left of the response budget is not appended: the episode
+    # ends there ("response_budget"), so no response is longer than max_response_tokens (the fixed
+    # response length of verl and TRL). The observation stays in the trajectory's steps.
+    ended_by_observation = 0
+    for budget in range(24, 96, 8):
+        envs = [ToyToolEnv(max_turns=6) for _ in range(4)]
+        trajs = run_episodes(envs, hf_policy, PARAMS.replace(seed=budget), max_response_tokens=budget)
+        for env, t in zip(envs, trajs):
+            assert len(t.response_ids) <= budget
+            last = t.steps[-1] if t.steps else None
+            if last is not None and last.observation and last.obs_span[0] == last.obs_span[1]:
+                # not appended: it did not fit (or the model had ended its turn with EOS anyway)
+                assert t.truncated and t.end_reason in ("response_budget", "eos_without_answer")
+                assert len(hf_policy.encode(last.observation)) >= budget - last.obs_span[0]
+                assert last.obs_span[0] == len(t.response_ids) and t.loss_mask[-1] == 1
+                ended_by_observation += t.end_reason == "response_budget"
+    assert ended_by_observation > 0
 
 
 def test_fork_continues_independently_from_a_copied_prefix(hf_policy):

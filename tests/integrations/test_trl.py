@@ -85,7 +85,9 @@ def test_grpo_trainer_runs_branchgym_rollouts(tmp_path, kind, example):
             _check_row_masks(t)
             assert buffered["tool_mask"][i][:n].tolist() == t.loss_mask
             assert buffered["sampling_per_token_logps"][i][:n].tolist() == pytest.approx(t.logprobs, abs=1e-6)
-            obs_text = "".join(s.observation for s in t.steps)
+            # every observation in the tokens (one that would overflow the budget ends the row)
+            obs_text = "".join(s.observation for s in t.steps if s.obs_span[1] > s.obs_span[0])
+            assert len(t.response_ids) <= trainer.args.max_completion_length
             masked = [tok_id for tok_id, m in zip(t.response_ids, t.loss_mask) if m == 0]
             assert tok.decode(masked) == obs_text
         tool_calls += batch.tool_calls
