@@ -241,12 +241,12 @@ def _markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "batch 128. It is CPU time that overlaps generation in a real run (a sample's env steps run while other "
         "samples generate), so the share is an upper bound on what the loop can add to a step.",
         "",
-        "The concurrent columns use the wall time of concurrent samples instead. With the Docker sandbox "
-        "they are dominated by waits for sandbox hosts: in rounds of 8 concurrent flat samples, about half "
-        "of the episodes' first python call waited 5-9 s for a new container although an identical round "
-        "had warmed the pool 2-12 s before, while the other half took ~10 ms (the per-sample metrics "
-        "`tool_calls` show it). That is the sandbox pool's host reuse under concurrent episodes, not "
-        "the agent loop; the in-process Lookup env shows the loop's own concurrent cost.",
+        "The concurrent columns use the wall time of concurrent samples instead (per trajectory: the "
+        "round's wall time divided by its trajectories). An earlier run measured 1071 ms per flat "
+        "Docker trajectory here (45.7% of the step): about half of each round's first python calls "
+        "waited 5-9 s for a new container, because the sandbox pool kept only as many reset hosts as "
+        "were busy at one instant. The pool now keeps as many as callers wanted at once "
+        "(bench/results/pool-rounds.md), and later rounds start no container.",
         "",
     ]
     return "\n".join(lines)
