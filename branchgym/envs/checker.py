@@ -20,6 +20,10 @@ The tool calls come from each enabled tool's :class:`~branchgym.envs.tools.base.
 (``Tool.probe``; docs/tools.md), so an env with a tool of one's own is checked the same way.
 * **snapshots**: ``get_state()`` is JSON-serialisable and ``set_state`` reproduces the future.
 * **close twice** on a clone.
+* **turn limit**: the episode is truncated at ``max_turns`` actions, not before or after. The
+  checks above play up to ~10 actions in one episode, so they run with the limit raised to
+  ``CHECK_TURNS`` (an env with ``max_turns=4``, like the quickstart's, is checked the same way);
+  the limit is restored afterwards and checked on its own.
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from branchgym.envs.clone import clone as clone_stack
 from branchgym.envs.tools.registry import tool_spec
 
-__all__ = ["check_env", "probe_actions"]
+__all__ = ["check_env", "probe_actions", "CHECK_TURNS"]
+
+#: the turn limit the clone and snapshot checks play under (see the module docstring).
+CHECK_TURNS = 64
 
 
 def _probes(base: Any) -> list[tuple[str, Any, str]]:
@@ -89,6 +96,20 @@ def check_env(
     base = env.unwrapped
     if not skip_gymnasium:
         gym_check_env(base, skip_render_check=True)  # Gymnasium asks for the unwrapped env
+    limit = getattr(base, "max_turns", None)
+    if limit is None:
+        _check_episode(env, base, seed, actions)
+        return
+    base.max_turns = max(limit, CHECK_TURNS)
+    try:
+        _check_episode(env, base, seed, actions)
+    finally:
+        base.max_turns = limit
+    _check_turn_limit(env, limit, seed)
+
+
+def _check_episode(env: gym.Env[Any, Any], base: Any, seed: int, actions: Sequence[str] | None) -> None:
+    """The info contract, invalid actions, probes, clones and snapshots, in one episode."""
     obs, info = env.reset(seed=seed)
     assert (
         isinstance(obs, str) and obs in env.observation_space
@@ -117,6 +138,21 @@ def check_env(
 
     _check_clone(env, base, seed)
     _check_snapshot(env)
+
+
+def _check_turn_limit(env: gym.Env[Any, Any], limit: int, seed: int) -> None:
+    """``limit`` invalid actions: the last one, and only it, truncates (or a context budget
+    truncates earlier, saying so)."""
+    env.reset(seed=seed)
+    for turn in range(1, limit + 1):
+        _, _, term, trunc, info = env.step("plain text without any call")
+        assert not term, "an invalid action must not end the episode"
+        if trunc:
+            reason = info.get("truncation_reason")
+            assert turn == limit or reason == "context_budget", (
+                f"truncated after {turn} of max_turns={limit} actions (reason {reason!r})")
+            return
+    raise AssertionError(f"max_turns={limit} actions were played and the episode was not truncated")
 
 
 def _check_clone(env: gym.Env[Any, Any], base: Any, seed: int) -> None:
