@@ -304,8 +304,9 @@ class SearchTool(Tool):
         self.top_k, self.snippet_chars, self.style = top_k, snippet_chars, style
         self.max_query_chars = max_query_chars
         self._seen: set[str] = set()
-        self.description = ("Search the corpus. Put a short keyword query between the tags; "
-                            f"returns the top {top_k} results.")
+        # the function description of JSON-call protocols (hermes): no tags there
+        self.description = (f"Search the corpus with a short keyword query; returns the top "
+                            f"{top_k} results.")
         self.parameters = {"type": "object", "required": ["query"],
                            "properties": {"query": {"type": "string",
                                                     "description": "the search query"}}}
