@@ -6,9 +6,10 @@ Placement:
         to ``RESET_PARALLEL`` hosts at once (the hosts of a finished round reset together, not
         one after another), and reused when that leaves it clean, else destroyed, so closing a
         session and starting the next episode never wait for a reset. ``warm`` idle hosts are
-        kept ready in the background, and reset hosts stay idle up to the most hosts ever busy
-        at once (a vector env or a GRPO group that resets every sub-env each round reuses its
-        hosts instead of starting new servers).
+        kept ready in the background, and reset hosts stay idle up to the most hosts ever wanted
+        at once, held or still being acquired (a vector env, a GRPO group that resets every
+        sub-env each round, or an RL worker's concurrent samples reuse their hosts instead of
+        starting new servers).
     ``"spread"``: ``size`` hosts are shared; a new root session goes to the least-loaded one.
         Sessions that share a container are isolated from the host, not from each other (same
         uid, sibling workspaces are readable): use it for throughput on trusted workloads.
