@@ -82,3 +82,15 @@ def ray_cluster():
              runtime_env={"env_vars": {"PYTHONPATH": here, "TOKENIZERS_PARALLELISM": "false"}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def transfer_queue(ray_cluster):
+    """verl's TransferQueue (one storage unit) on the session's Ray cluster. TransferQueue's
+    default (two storage units) did not finish ``init()`` within 10 minutes on a 2-CPU cluster."""
+    import transfer_queue as tq
+    from omegaconf import OmegaConf
+
+    tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
+    yield tq
+    tq.close()

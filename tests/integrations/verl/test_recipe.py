@@ -22,6 +22,7 @@ from branchgym.integrations.verl.advantage import (  # noqa: E402
     step_ids_from_mask,
 )
 from branchgym.integrations.verl.checks import check_config  # noqa: E402
+from tiny_server import recipe_trainer  # noqa: E402
 
 T = 8
 # (uid, tree, row, parent_row, branch_point, reward, mask): a clone repeats its parent's mask
@@ -271,17 +272,6 @@ def test_bad_combination_fails_before_any_model_loads(tree_parquet: str, tmp_pat
 
 
 # ------------------------------------------------------------------ the trainer, on TransferQueue
-@pytest.fixture(scope="module")
-def transfer_queue(ray_cluster):
-    """verl's TransferQueue (one storage unit) on the session's local Ray cluster."""
-    import transfer_queue as tq
-    from omegaconf import OmegaConf
-
-    tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
-    yield tq
-    tq.close()
-
-
 def put_leaves_as_verl_does(tq, ref: AdvantageInputs, partition: str, perm: list[int]):
     """The leaves as verl's agent-loop worker stores a tree session's outputs (``as_dict`` of
     each ``AgentLoopOutput``, the session's last reward copied onto the others, keys
@@ -318,26 +308,6 @@ def put_leaves_as_verl_does(tq, ref: AdvantageInputs, partition: str, perm: list
     return KVBatchMeta(partition_id=partition, keys=keys, tags=tags), lengths
 
 
-def recipe_trainer(estimator: str):
-    from omegaconf import OmegaConf
-    from verl.trainer.ppo.v1 import get_trainer_cls
-
-    import branchgym.integrations.verl.recipe  # noqa: F401  (registers the trainers)
-
-    cls = get_trainer_cls("branchgym_sync")
-    trainer = object.__new__(cls)  # only _compute_advantage runs: no workers, no model
-    trainer.config = OmegaConf.create({
-        "algorithm": {"adv_estimator": estimator, "use_kl_in_reward": False, "gamma": 1.0,
-                      "lam": 1.0, "norm_adv_by_std_in_grpo": True,
-                      "rollout_correction": {"rollout_is": None, "rollout_rs": None,
-                                             "bypass_mode": False}},
-        "actor_rollout_ref": {"rollout": {"n": 1}},
-        "branchgym_algo": {"estimator_params": {"weight": 0.2} if estimator == "branchgym_aepo"
-                           else {}},
-    })
-    return trainer
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("estimator", "fn", "params"),
@@ -355,7 +325,8 @@ def test_trainer_advantage_step_through_transfer_queue(
     perm = PERMS[1]
     meta, lengths = put_leaves_as_verl_does(tq, ref, f"train-{estimator}", perm)
     metrics: dict = {}
-    recipe_trainer(estimator)._compute_advantage(meta, metrics)
+    recipe_trainer(estimator, **({"weight": 0.2} if estimator == "branchgym_aepo" else {}))._compute_advantage(
+        meta, metrics)
     got = tq.kv_batch_get(keys=meta.keys, partition_id=meta.partition_id,
                           select_fields=["advantages", "rm_scores"])
     want = fn(ref, **params)[perm]

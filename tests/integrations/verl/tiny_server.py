@@ -138,6 +138,45 @@ class CodeScript:
                 f"print(s, open('log.txt').read())</python>")
 
 
+class LookupScript:
+    """The lookup task played by a coin: search the asked item, then answer with the code the
+    result shows or with a wrong one (``p_right``), so a tree's leaves get different rewards."""
+
+    def __init__(self, p_right: float = 0.5, seed: int = 0) -> None:
+        self.p_right = p_right
+        self.rng = random.Random(seed)
+
+    def __call__(self, context: str) -> str:
+        import re
+
+        results = re.findall(r"code=(\d+)", context)
+        if not results:
+            item = re.findall(r"item #(\d+)", context)[-1]
+            return f"<search>{item}</search>"
+        code = results[-1] if self.rng.random() < self.p_right else "0"
+        return f"<answer>\\boxed{{{code}}}</answer>"
+
+
+def recipe_trainer(estimator: str, **estimator_params: Any) -> Any:
+    """The recipe's v1 trainer with only what ``_compute_advantage`` reads (no workers, no model)."""
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.v1 import get_trainer_cls
+
+    import branchgym.integrations.verl.recipe  # noqa: F401  (registers the trainers)
+
+    cls = get_trainer_cls("branchgym_sync")
+    trainer = object.__new__(cls)
+    trainer.config = OmegaConf.create({
+        "algorithm": {"adv_estimator": estimator, "use_kl_in_reward": False, "gamma": 1.0,
+                      "lam": 1.0, "norm_adv_by_std_in_grpo": True,
+                      "rollout_correction": {"rollout_is": None, "rollout_rs": None,
+                                             "bypass_mode": False}},
+        "actor_rollout_ref": {"rollout": {"n": 1}},
+        "branchgym_algo": {"estimator_params": estimator_params},
+    })
+    return trainer
+
+
 class FirstCallScript:
     """Scripts the first model segment only (a search call); the model samples the rest."""
 
