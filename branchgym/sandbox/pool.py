@@ -2,14 +2,12 @@
 
 Placement:
     ``"tree"`` (default): every root session gets a host of its own; its forks live there too.
-        A released host is reset (all processes killed, workspaces wiped) in the background, up
-        to ``RESET_PARALLEL`` hosts at once (the hosts of a finished round reset together, not
-        one after another), and reused when that leaves it clean, else destroyed, so closing a
-        session and starting the next episode never wait for a reset. ``warm`` idle hosts are
-        kept ready in the background, and reset hosts stay idle up to the most hosts ever wanted
-        at once, held or still being acquired (a vector env, a GRPO group that resets every
-        sub-env each round, or an RL worker's concurrent samples reuse their hosts instead of
-        starting new servers).
+        A released host is reset (all processes killed, workspaces wiped) in the background and
+        reused when that leaves it clean, else destroyed, so closing a session and starting the
+        next episode never wait for a reset. ``warm`` idle hosts are kept ready in the
+        background, and reset hosts stay idle up to the most hosts ever wanted at once, held or
+        still being acquired (a vector env, a GRPO group that resets every sub-env each round, or
+        an RL worker's concurrent samples reuse their hosts instead of starting new servers).
     ``"spread"``: ``size`` hosts are shared; a new root session goes to the least-loaded one.
         Sessions that share a container are isolated from the host, not from each other (same
         uid, sibling workspaces are readable): use it for throughput on trusted workloads.
@@ -33,8 +31,6 @@ from branchgym.sandbox.session import SessionTree, WorkerSession
 __all__ = ["SandboxPool", "PLACEMENTS"]
 
 PLACEMENTS = ("tree", "spread")
-#: released hosts reset at the same time (each reset waits on its own server, not on the CPU).
-RESET_PARALLEL = 8
 _POOLS: weakref.WeakSet[SandboxPool] = weakref.WeakSet()
 
 
@@ -90,10 +86,9 @@ class SandboxPool:
         self._idle: list[ServerHost] = []
         self._busy: list[ServerHost] = []
         self._recycling: list[ServerHost] = []  # released, being reset in the background
-        self._peak_busy = 0  # most root sessions held or being acquired at once ("tree")
+        self._peak_demand = 0  # most root sessions held or being acquired at once ("tree")
         self._acquiring = 0  # _take_host() calls that hold no host yet
-        self._recyclers: set[threading.Thread] = set()  # one per host being reset
-        self._reset_slots = threading.BoundedSemaphore(RESET_PARALLEL)
+        self._recycler: threading.Thread | None = None
         self._load: dict[int, int] = {}  # spread: root sessions per host (by id)
         self._starting = 0  # hosts being started, by the filler or by acquire()
         self._filling = 0  # of those, the filler's: they land in _idle for anyone
@@ -170,7 +165,7 @@ class SandboxPool:
             # Demand counts callers still waiting for a host: sessions of a round that open and
             # close quickly are never all busy at one instant, yet the round needs a host each.
             self._acquiring += 1
-            self._peak_busy = max(self._peak_busy, len(self._busy) + self._acquiring)
+            self._peak_demand = max(self._peak_demand, len(self._busy) + self._acquiring)
             try:
                 host = self._take_host_locked()
                 self._busy.append(host)
@@ -260,40 +255,40 @@ class SandboxPool:
             else:
                 self._recycling.append(host)
                 closing = False
-                thread = threading.Thread(target=self._recycle, args=(host,),
-                                          name="branchgym-sandbox-reset", daemon=True)
-                self._recyclers.add(thread)
-                thread.start()
+                if self._recycler is None or not self._recycler.is_alive():
+                    self._recycler = threading.Thread(target=self._recycle,
+                                                      name="branchgym-sandbox-reset", daemon=True)
+                    self._recycler.start()
         if closing:
             host.close()
             self._kick_filler()
 
-    def _recycle(self, host: ServerHost) -> None:
-        """Reset one released host off the caller's thread; keep it idle or destroy it."""
-        try:
-            with self._reset_slots:
-                reusable = not self._closed and not host.dead and host.reset()
-                if reusable and not self._closed:
-                    try:
-                        host.prespawn()  # the next acquire() takes it without a fork
-                    except SandboxError:
-                        reusable = False
+    def _recycle(self) -> None:
+        """Reset released hosts one after another, off the caller's thread."""
+        while True:
+            with self._lock:
+                if not self._recycling:
+                    self._recycler = None
+                    return
+                host = self._recycling[0]
+            reusable = not self._closed and not host.dead and host.reset()
+            if reusable:
+                try:
+                    host.prespawn()  # the next acquire() takes it without a fork
+                except SandboxError:
+                    reusable = False
             with self._lock:
                 if host in self._recycling:  # close() may have emptied the list meanwhile
                     self._recycling.remove(host)
-                keep = max(self.warm, 1, self._peak_busy)
-                kept = reusable and not self._closed and len(self._idle) < keep
-                if kept:
+                keep = max(self.warm, 1, self._peak_demand)
+                if reusable and not self._closed and len(self._idle) < keep:
                     self._idle.append(host)
-                else:
-                    self._forget(host)
+                    self._lock.notify_all()
+                    continue
+                self._forget(host)
                 self._lock.notify_all()
-            if not kept:
-                host.close()
-                self._kick_filler()
-        finally:
-            with self._lock:
-                self._recyclers.discard(threading.current_thread())
+            host.close()
+            self._kick_filler()
 
     def replace(self, broken: ServerHost) -> ServerHost:
         """Give a tree a new host in place of a dead one."""
@@ -345,9 +340,7 @@ class SandboxPool:
             self._lock.notify_all()
         _stop_hosts(hosts)
         self._hosts_ref.clear()
-        with self._lock:
-            threads = [self._filler, *self._recyclers]
-        for thread in threads:
+        for thread in (self._filler, self._recycler):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=30)
         _POOLS.discard(self)
