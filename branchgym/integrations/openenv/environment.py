@@ -217,10 +217,16 @@ class BranchEnvironment(Environment[BranchAction, BranchObservation, BranchState
 
     # -- task discovery (OpenEnv's task API) ------------------------------------------------------
     def _source(self) -> Any:
+        """The env's task source; OpenEnv's task routes answer 501 (not supported) for an env
+        without one, which is what its server does on ``NotImplementedError``."""
         env = self._env if self._env is not None else self.config.make()
-        source = getattr(env.unwrapped, "source", None)
+        try:
+            source = getattr(env.unwrapped, "source", None)
+        finally:
+            if env is not self._env:  # built only to read the source (OpenEnv makes one per call)
+                env.close()
         if source is None:
-            raise NotImplementedError
+            raise NotImplementedError(f"{self.config.env_id} has no task source to list tasks from")
         return source
 
     def list_splits(self) -> list[str]:

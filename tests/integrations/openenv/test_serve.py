@@ -280,3 +280,27 @@ def _containers(owner_pid: int) -> list[str]:
                           f"label=branchgym.sandbox.owner_pid={owner_pid}"],
                          capture_output=True, text=True, timeout=60).stdout
     return out.split()
+
+
+def test_task_api_of_an_env_without_tasks_is_not_supported() -> None:
+    # OpenEnv's task routes answer 501 for NotImplementedError; the env built only to look for a
+    # task source is closed again.
+    import gymnasium as gym
+
+    from branchgym.integrations.openenv.environment import BranchEnvironment, ServeConfig
+
+    closed = []
+
+    class Spy(gym.Wrapper):
+        def close(self):
+            closed.append(True)
+            super().close()
+
+    config = ServeConfig("CartPole-v1")
+    config_make = config.make
+    session = BranchEnvironment(config)
+    object.__setattr__(config, "make", lambda split=None: Spy(config_make(split)))
+    with pytest.raises(NotImplementedError, match="CartPole-v1 has no task source"):
+        session.list_splits()
+    assert closed == [True]
+    session.close()
