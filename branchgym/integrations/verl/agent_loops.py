@@ -49,6 +49,7 @@ import logging
 import threading
 import time
 import uuid
+from abc import abstractmethod
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
@@ -258,8 +259,9 @@ class _BranchgymLoopBase(AgentLoopBase):
             logprobs_topk=self.settings.topk if self.settings.entropy == "topk" else 0,
         )
 
+    @abstractmethod
     def _rollout(self, spec: SampleSpec, gen: ServerGenerator, sampling_params: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """The sample's rollout batch: one flat episode or one tree (each loop's own engine call)."""
 
     @property
     def _entropy_source(self) -> Literal["exact", "topk"]:
