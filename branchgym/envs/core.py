@@ -87,9 +87,6 @@ class ToolEnv(gym.Env[str, str]):
     limit is not run and the agent is told so in ARPO's words ("The maximum search limit is
     exceeded. You are not allowed to search."; the verb is the tool's ``limit_verb``).
 
-    ``stop_strings``: where a policy stops generating, from the protocol bound to the enabled
-    tools (:meth:`Protocol.for_tools`), so one's own tool (docs/tools.md) stops at its tag too.
-
     ## Cloning and snapshots
 
     ``clone() -> ToolEnv`` returns an independent env whose future equals this one's for the
@@ -103,8 +100,6 @@ class ToolEnv(gym.Env[str, str]):
     into an env built with the same arguments. The python tool restores by replaying the
     episode's code in a fresh session (exact for deterministic code); see
     :mod:`branchgym.envs.tools.python`.
-
-    ``close()`` releases sandbox sessions; it is idempotent, and the env can be reset again.
 
     Args:
         source: a ``TASK_SOURCES`` name (``"offline-websearch"``, ...), a ``TaskSource``, or a
@@ -162,11 +157,8 @@ class ToolEnv(gym.Env[str, str]):
             raise ConfigError(f"max_turns={max_turns!r} must be an int >= 1.")
         if not isinstance(max_context_chars, int) or max_context_chars < 1000:
             raise ConfigError(f"max_context_chars={max_context_chars!r} must be an int >= 1000.")
-        if max_context_tokens is not None and (
-            count_tokens is None
-            or not isinstance(max_context_tokens, int)
-            or max_context_tokens < 1
-        ):
+        bad_budget = not isinstance(max_context_tokens, int) or max_context_tokens < 1
+        if max_context_tokens is not None and (count_tokens is None or bad_budget):
             raise ConfigError(
                 f"max_context_tokens={max_context_tokens!r} needs an int >= 1 and "
                 "count_tokens=<text -> int>, e.g. count_tokens=lambda t: len(tokenizer.encode(t))."
@@ -238,7 +230,8 @@ class ToolEnv(gym.Env[str, str]):
     @property
     def stop_strings(self) -> tuple[str, ...]:
         """Where a policy should stop generating: the closing tags of the enabled tools (and the
-        protocol's own) and the answer's; the same as ``self.protocol.stop_strings``."""
+        protocol's own) and the answer's, from the protocol bound to the enabled tools
+        (:meth:`Protocol.for_tools`), so one's own tool (docs/tools.md) stops at its tag too."""
         return tuple(self.protocol.stop_strings)
 
     @property
@@ -487,7 +480,8 @@ class ToolEnv(gym.Env[str, str]):
         return text
 
     def close(self) -> None:
-        """Release every tool's resources (sandbox sessions). Idempotent."""
+        """Release every tool's resources (sandbox sessions). Idempotent; the env can be reset
+        again afterwards."""
         errors = []
         for tool in self.tools.values() if hasattr(self, "tools") else ():
             try:
