@@ -296,10 +296,11 @@ def test_task_api_of_an_env_without_tasks_is_not_supported() -> None:
             closed.append(True)
             super().close()
 
-    config = ServeConfig("CartPole-v1")
-    config_make = config.make
-    session = BranchEnvironment(config)
-    object.__setattr__(config, "make", lambda split=None: Spy(config_make(split)))
+    class SpyConfig(ServeConfig):
+        def make(self, split=None):
+            return Spy(super().make(split))
+
+    session = BranchEnvironment(SpyConfig("CartPole-v1"))
     with pytest.raises(NotImplementedError, match="CartPole-v1 has no task source"):
         session.list_splits()
     assert closed == [True]
